@@ -1,0 +1,1 @@
+"""The ``faceset_tools`` pluggy contract (hook specifications and implementations)."""

@@ -1,0 +1,65 @@
+"""One call per user action: plan (analyse, no writes but caches) and apply.
+
+These are the functions the CLI, the hooks and the UI call; they read the host's
+files, run the pure pipeline and hand the result to the writer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from .cache import EmbeddingCache, load_cache
+from .params import SplitParams
+from .paths import Remap
+from .photos import PhotoCache, read_photos
+from .pipeline import Progress, SplitResult, analyse
+from .library import open_library
+from .writer import ApplyReport, apply_split
+
+PHOTO_CACHE = "photos.json"
+
+
+def plan(
+    library: str | os.PathLike,
+    faceset: str,
+    cache: str | os.PathLike | EmbeddingCache,
+    params: SplitParams = SplitParams(),
+    *,
+    remaps: Sequence[Remap] = (),
+    roots: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> SplitResult:
+    """Analyse one faceset; writes nothing but the photo cache under ``.era_split/``."""
+    lib = open_library(library)
+    entry = lib.find_faceset(faceset)
+    keys, manifest = lib.faceset_keys(entry)
+    if not isinstance(cache, EmbeddingCache):
+        cache = load_cache(cache)
+    photo_cache = PhotoCache(os.path.join(lib.state_dir, PHOTO_CACHE))
+    return analyse(
+        cache,
+        keys,
+        params,
+        faceset=faceset,
+        read_photos=lambda paths: read_photos(paths, photo_cache, progress),
+        remaps=remaps,
+        roots=roots,
+        taken_names=lib.taken_names(faceset),
+        source=manifest,
+    )
+
+
+def apply(
+    library: str | os.PathLike,
+    faceset: str,
+    cache: str | os.PathLike | EmbeddingCache,
+    params: SplitParams = SplitParams(),
+    *,
+    remaps: Sequence[Remap] = (),
+    roots: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> ApplyReport:
+    """Plan and write one faceset's split into the library."""
+    result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress)
+    return apply_split(library, result, progress=progress)

@@ -1,0 +1,212 @@
+"""``era-split``: plan, apply, undo and the bundled demo.
+
+Errors are one line on stderr naming the file and the problem, with a non-zero
+exit status. ``plan`` and ``apply`` never import gradio (start-up time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from .errors import EraSplitError
+from .params import SplitParams
+from .paths import parse_remap
+from .pipeline import REASONS, SplitResult
+
+PARAM_FLAGS = {
+    # flag: (field, type, help)
+    "--recovery": ("recovery", float, "wide recovery radius around the seed centroid"),
+    "--tighten": ("tighten", float, "radius around the re-centred survivors"),
+    "--subcluster": ("subcluster", float, "average-linkage threshold: clusters merge while below it"),
+    "--anchor-min": ("anchor_min", int, "faces a sub-cluster needs to be an anchor (default: scaled to the identity, 20 at ~850 faces)"),
+    "--fragment-dist": ("fragment_dist", float, "max centroid distance from a fragment to its anchor"),
+    "--fragment-years": ("fragment_years", int, "max dominant-year difference from a fragment to its anchor"),
+    "--undated-fragments": ("undated_fragments", str, "'standalone' or 'attach' for fragments whose year rule cannot be checked"),
+    "--min-face": ("min_face", float, "quality gate: shorter face side in pixels"),
+    "--min-blur": ("min_blur", float, "quality gate: sharpness (variance of Laplacian)"),
+    "--min-det": ("min_det", float, "quality gate: detector confidence"),
+    "--pad": ("pad", float, "crop padding per side, as a share of the face size"),
+    "--size": ("size", int, "crop side in pixels"),
+    "--top": ("top", int, "faces in the _top<N>.fsz bundle"),
+}
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--library", required=True, help="folder holding the library manifest.json")
+    p.add_argument("--cache", required=True, help="embedding cache (.npz)")
+    p.add_argument("--remap", action="append", default=[], metavar="OLD=NEW",
+                   help="recorded path prefix OLD lives at NEW now (repeatable)")
+    p.add_argument("--roots", default=None, metavar="P1,P2",
+                   help="scan roots: prefixes of the paths as the cache records them")
+
+
+def _add_param_args(p: argparse.ArgumentParser) -> None:
+    defaults = SplitParams()
+    g = p.add_argument_group("method parameters")
+    for flag, (name, typ, text) in PARAM_FLAGS.items():
+        default = getattr(defaults, name)
+        g.add_argument(flag, dest=name, type=typ, default=None,
+                       help=f"{text} (default: {'scaled' if default is None else default})")
+
+
+def _params(args: argparse.Namespace) -> SplitParams:
+    given = {name: getattr(args, name) for name, _, _ in PARAM_FLAGS.values() if getattr(args, name) is not None}
+    try:
+        return SplitParams(**given)
+    except ValueError as exc:
+        raise EraSplitError(None, str(exc)) from None
+
+
+def _sources(args: argparse.Namespace) -> dict:
+    roots = [r for r in args.roots.split(",") if r] if args.roots else None
+    return {"remaps": [parse_remap(r) for r in args.remap], "roots": roots}
+
+
+class _Progress:
+    """Progress lines on stderr, at most a few per second."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if self.quiet or (done < total and now - self.last < 0.5):
+            return
+        self.last = now
+        print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)
+
+
+def format_report(result: SplitResult) -> str:
+    c = result.counts
+    p = result.params
+    lines = [
+        f"faceset {result.faceset}: cache {c['cache']} records, seed {c['seed']} faces",
+        f"  candidates {c['candidates']} -> recovered {c['recovered']} -> gated {c['gated']} "
+        f"-> survivors {c['survivors']} -> clustered {c['clustered']}",
+        f"  {c['subclusters']} sub-clusters (largest {', '.join(map(str, result.raw_sizes[:10])) or '-'}); "
+        f"{c['dated_paths']} of {c['paths']} paths dated",
+        f"  anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
+        f"{c['anchors']} anchors; {len(result.eras)} eras + {len(result.thin)} thin buckets",
+    ]
+    if c["left_out"]:
+        lines.append("  left out: " + ", ".join(f"{k} {v}" for k, v in c["left_out"].items()))
+    lines.append("")
+    header = f"{'bucket':<32} {'kind':<5} {'faces':>5} {'year':>5} {'span':<10} reason"
+    lines += [header, "-" * len(header)]
+    for b in result.buckets:
+        span = f"{b.span[0]}-{b.span[1]}" if b.span else "-"
+        lines.append(
+            f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {b.dom_year or '-':>5} {span:<10} "
+            f"{REASONS.get(b.reason, b.reason)}"
+            + (f" ({b.fragments})" if b.fragments else "")
+        )
+    return "\n".join(lines)
+
+
+def cmd_plan(args: argparse.Namespace, write: bool) -> int:
+    from . import api
+
+    params = _params(args)
+    progress = _Progress()
+    kwargs = dict(progress=progress, **_sources(args))
+    if write:
+        report = api.apply(args.library, args.faceset, args.cache, params, **kwargs)
+        result = report.result
+        for w in report.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    else:
+        result = api.plan(args.library, args.faceset, args.cache, params, **kwargs)
+    if args.json:
+        out = result.to_json()
+        if write:
+            out["written"] = report.written
+            out["removed"] = report.removed
+            out["bundle_bytes"] = report.bundle_bytes
+        print(json.dumps(out, indent=2))
+    else:
+        print(format_report(result))
+        if write:
+            print(f"\nwrote {len(report.written)} facesets into {args.library}"
+                  + (f" (replaced {len(report.removed)})" if report.removed else ""))
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace) -> int:
+    from .writer import undo_split
+
+    removed = undo_split(args.library, args.faceset)
+    print(f"removed {len(removed)} era/thin facesets of {args.faceset}" + "".join(f"\n  {r}" for r in removed))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import api, synth
+
+    out = os.path.abspath(args.dir)
+    if os.path.exists(os.path.join(out, "facesets_swap_ready")):
+        raise EraSplitError(out, "already holds a demo library; remove it or pick another folder")
+    print(f"writing a demo photo archive and library under {out} ...", file=sys.stderr)
+    lib = synth.generate(out, synth.SynthSpec(seed=args.seed))
+    remaps = [parse_remap(r) for r in lib.remaps]
+    print(
+        "\nequivalent commands:\n"
+        f"  era-split plan faceset_001 --library {lib.root} --cache {lib.cache_file} --remap '{lib.remaps[0]}'\n"
+        f"  era-split apply faceset_001 ... (same options)\n",
+        file=sys.stderr,
+    )
+    report = api.apply(lib.root, "faceset_001", lib.cache_file, remaps=remaps, progress=_Progress())
+    print(format_report(report.result))
+    print(f"\nwrote {len(report.written)} facesets into {lib.root}:")
+    for rel in report.written:
+        print(f"  {rel}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="era-split",
+        description="Split one identity's faceset into era facesets by face-embedding sub-clusters and photo dates.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("plan", "analyse and print the buckets; writes nothing but caches"),
+                       ("apply", "analyse and write the era facesets into the library")):
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("faceset", help="name of the faceset in the library manifest")
+        _add_source_args(p)
+        _add_param_args(p)
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("undo", help="remove everything the plugin made for a faceset")
+    p.add_argument("faceset")
+    p.add_argument("--library", required=True)
+    p = sub.add_parser("demo", help="write a small generated library and split it")
+    p.add_argument("dir", nargs="?", default="era-split-demo", help="folder to create (default: ./era-split-demo)")
+    p.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command in ("plan", "apply"):
+            return cmd_plan(args, write=args.command == "apply")
+        if args.command == "undo":
+            return cmd_undo(args)
+        if args.command == "demo":
+            return cmd_demo(args)
+    except EraSplitError as exc:
+        print(f"era-split: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("era-split: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Single-face square crops.
+
+roop-unleashed re-detects faces in every PNG of an ``.fsz`` and adds every face
+it finds to the identity, so a crop that shows part of a second face poisons
+the faceset. The crop box is therefore planned from the cache's bboxes alone
+(so ``plan`` and ``apply`` agree): shrink the padding until the box touches no
+other cached face of the same photo, and give up on the face when even the
+bare face box does.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from PIL import Image, ImageOps
+
+Box = tuple[int, int, int, int]
+
+PAD_STEPS = 10
+
+
+def _square(bbox: Sequence[float], pad: float, width: int, height: int) -> Box:
+    x1, y1, x2, y2 = bbox
+    face = max(x2 - x1, y2 - y1)
+    side = face * (1 + 2 * pad)
+    side = max(min(side, width, height), face)  # stay in the photo unless the face can't
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+
+    def place(center: float, limit: int) -> float:
+        lo = center - side / 2
+        if side <= limit:
+            lo = min(max(lo, 0.0), limit - side)
+        return lo
+
+    x0, y0 = place(cx, width), place(cy, height)
+    s = int(round(side))
+    return int(round(x0)), int(round(y0)), int(round(x0)) + s, int(round(y0)) + s
+
+
+def _overlaps(box: Box, other: Sequence[float]) -> bool:
+    return box[0] < other[2] and other[0] < box[2] and box[1] < other[3] and other[1] < box[3]
+
+
+def plan_crop_box(
+    bbox: Sequence[float],
+    others: Sequence[Sequence[float]],
+    width: int,
+    height: int,
+    pad: float,
+) -> Box | None:
+    """Largest padded square box around ``bbox`` that avoids every box in ``others``.
+
+    Padding is tried from ``pad`` down to 0 in ten steps; None when even the
+    unpadded square touches another face.
+    """
+    for step in range(PAD_STEPS, -1, -1):
+        box = _square(bbox, pad * step / PAD_STEPS, width, height)
+        if not any(_overlaps(box, o) for o in others):
+            return box
+    return None
+
+
+def open_displayed(path: str) -> Image.Image:
+    """Decode a photo as displayed (EXIF orientation applied), in RGB."""
+    with Image.open(path) as im:
+        im.load()
+        shown = ImageOps.exif_transpose(im)
+    return shown.convert("RGB")
+
+
+def render_crop(image: Image.Image, box: Box, size: int) -> Image.Image:
+    """Cut ``box`` (outside the photo reads as black) and scale it to ``size``²."""
+    return image.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def encode_png(crop: Image.Image) -> bytes:
+    """PNG bytes; level 1 is 3-5x faster than the default for ~15 % more bytes."""
+    buf = io.BytesIO()
+    crop.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

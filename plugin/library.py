@@ -1,0 +1,218 @@
+"""The host's library: read and validate its manifests, and merge our entries in.
+
+Ownership rule: an entry the plugin creates carries an ``era_split`` object with
+its ``parent``; the plugin changes or removes only such entries. Every other
+entry, every key it does not own and the order of entries survive unchanged.
+The merge functions are pure: manifest dict in, new manifest dict out.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from dataclasses import dataclass
+
+from .errors import EraSplitError
+
+MANIFEST = "manifest.json"
+OWNER = "era_split"
+THIN_DIR = "_thin"
+STATE_DIR = ".era_split"
+CREATED_FLAG = "created_thin_eras"
+
+
+def read_json(path: str) -> object:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise EraSplitError(path, "not found") from None
+    except OSError as exc:
+        raise EraSplitError(path, f"cannot be read: {exc.strerror}") from None
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise EraSplitError(path, "is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise EraSplitError(path, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def check_name(name: object, where: str) -> str:
+    """A faceset name usable as one folder name inside the library."""
+    if not isinstance(name, str) or not name.strip():
+        raise EraSplitError(where, f"faceset name must be a non-empty string, got {name!r}")
+    if "/" in name or "\\" in name or "\x00" in name or name in (".", "..") or name.startswith("."):
+        raise EraSplitError(where, f"faceset name {name!r} is not a plain folder name")
+    return name
+
+
+def resolve_relpath(root: str, relpath: object, where: str) -> str:
+    """Absolute folder of a manifest ``relpath``; it must stay inside the library."""
+    if not isinstance(relpath, str) or not relpath:
+        raise EraSplitError(where, f"relpath must be a non-empty string, got {relpath!r}")
+    if "\\" in relpath or "\x00" in relpath or relpath.startswith("/") or (len(relpath) > 1 and relpath[1] == ":"):
+        raise EraSplitError(where, f"relpath {relpath!r} must be relative, with / separators")
+    parts = relpath.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise EraSplitError(where, f"relpath {relpath!r} leaves the library or is not normalised")
+    folder = os.path.join(root, *parts)
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(folder)
+    if os.path.commonpath([real_root, real]) != real_root:
+        raise EraSplitError(where, f"relpath {relpath!r} points outside the library (symlink?)")
+    return folder
+
+
+def owned_by(entry: object, parent: str | None = None) -> bool:
+    """True for an entry the plugin made (for ``parent``, when given)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get(OWNER), dict):
+        return False
+    return parent is None or entry[OWNER].get("parent") == parent
+
+
+@dataclass
+class Library:
+    root: str
+    manifest_file: str
+    data: dict
+
+    @property
+    def facesets(self) -> list[dict]:
+        return self.data["facesets"]
+
+    @property
+    def thin_eras(self) -> list[dict]:
+        return self.data.get("thin_eras", [])
+
+    @property
+    def state_dir(self) -> str:
+        return os.path.join(self.root, STATE_DIR)
+
+    def host_facesets(self) -> list[dict]:
+        """Facesets the host made (era variants excluded): what batch actions split."""
+        return [e for e in self.facesets if not owned_by(e)]
+
+    def era_variants(self, parent: str) -> list[dict]:
+        return [e for e in self.facesets if owned_by(e, parent)]
+
+    def find_faceset(self, name: str) -> dict:
+        for entry in self.facesets:
+            if entry.get("name") == name:
+                if owned_by(entry):
+                    raise EraSplitError(
+                        self.manifest_file,
+                        f"{name!r} is an era faceset of {entry[OWNER].get('parent')!r}; split its parent",
+                    )
+                return entry
+        known = ", ".join(repr(e.get("name")) for e in self.host_facesets()[:8])
+        raise EraSplitError(self.manifest_file, f"no faceset named {name!r} (known: {known or 'none'})")
+
+    def folder_of(self, entry: dict) -> str:
+        return resolve_relpath(self.root, entry.get("relpath"), self.manifest_file)
+
+    def faceset_keys(self, entry: dict) -> tuple[list[str], str]:
+        """Face keys of a host faceset and the path of its manifest."""
+        folder = self.folder_of(entry)
+        path = os.path.join(folder, MANIFEST)
+        data = read_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("faces"), list):
+            raise EraSplitError(path, "faceset manifest must be an object with a 'faces' list")
+        keys = []
+        for i, face in enumerate(data["faces"]):
+            key = face.get("key") if isinstance(face, dict) else face
+            if not isinstance(key, str) or not key:
+                raise EraSplitError(path, f"faces[{i}] has no string key")
+            keys.append(key)
+        if not keys:
+            raise EraSplitError(path, "the faceset lists no faces")
+        return keys, path
+
+    def taken_names(self, parent: str) -> set[str]:
+        """Names a new label of ``parent`` must avoid: every entry and folder that is
+        not one of ``parent``'s own era or thin buckets."""
+        ours = {e.get("name") for e in self.facesets + self.thin_eras if owned_by(e, parent)}
+        names = {e.get("name") for e in self.facesets + self.thin_eras if not owned_by(e, parent)}
+        for folder in (self.root, os.path.join(self.root, THIN_DIR)):
+            try:
+                names.update(n for n in os.listdir(folder) if n not in ours)
+            except OSError:
+                pass
+        return {n for n in names if isinstance(n, str)}
+
+
+def open_library(root: str | os.PathLike) -> Library:
+    root = os.fspath(root)
+    manifest = os.path.join(root, MANIFEST)
+    if not os.path.isdir(root):
+        raise EraSplitError(root, "library folder not found")
+    data = read_json(manifest)
+    if not isinstance(data, dict):
+        raise EraSplitError(manifest, "library manifest must be a JSON object")
+    for array in ("facesets", "thin_eras"):
+        if array not in data:
+            if array == "facesets":
+                raise EraSplitError(manifest, "has no 'facesets' array")
+            continue
+        if not isinstance(data[array], list):
+            raise EraSplitError(manifest, f"'{array}' must be an array")
+        for i, entry in enumerate(data[array]):
+            where = f"{manifest} {array}[{i}]"
+            if not isinstance(entry, dict):
+                raise EraSplitError(where, "entry must be an object")
+            check_name(entry.get("name"), where)
+            resolve_relpath(root, entry.get("relpath"), where)
+    return Library(root, manifest, data)
+
+
+def _strip_owned(entries: list, parent: str) -> tuple[list, int | None, bool]:
+    """Entries without ``parent``'s own, where the first of them stood, and whether
+    one of them carried the created-``thin_eras`` flag."""
+    kept, first, flagged = [], None, False
+    for entry in entries:
+        if owned_by(entry, parent):
+            if first is None:
+                first = len(kept)
+            flagged = flagged or bool(entry[OWNER].get(CREATED_FLAG))
+        else:
+            kept.append(entry)
+    return kept, first, flagged
+
+
+def replace_split(data: dict, parent: str, eras: list[dict], thins: list[dict]) -> dict:
+    """New library manifest with ``parent``'s era and thin entries replaced.
+
+    New entries go where the old ones stood; the first time, eras go right after
+    their parent and thin ones at the end of ``thin_eras``, so a re-run with the
+    same result gives the same manifest. A ``thin_eras`` array the plugin creates
+    is flagged on one of its own entries, so undo can remove it again.
+    """
+    out = copy.deepcopy(data)
+    facesets, at, _ = _strip_owned(out["facesets"], parent)
+    if at is None:
+        at = next((i + 1 for i, e in enumerate(facesets) if e.get("name") == parent), len(facesets))
+    facesets[at:at] = copy.deepcopy(eras)
+    out["facesets"] = facesets
+
+    had_array = "thin_eras" in out
+    thin, thin_at, flagged = _strip_owned(out.get("thin_eras", []), parent)
+    created = not had_array or flagged
+    for entry in thin:
+        if owned_by(entry) and entry[OWNER].pop(CREATED_FLAG, None):
+            created = True
+    pos = len(thin) if thin_at is None else thin_at
+    thin[pos:pos] = copy.deepcopy(thins)
+    if not thin and created:
+        out.pop("thin_eras", None)
+        return out
+    out["thin_eras"] = thin
+    if created:
+        mine = next((e for e in thin if owned_by(e)), None)
+        if mine is not None:
+            mine[OWNER][CREATED_FLAG] = True
+    return out
+
+
+def remove_split(data: dict, parent: str) -> dict:
+    """New library manifest without anything the plugin made for ``parent``."""
+    return replace_split(data, parent, [], [])

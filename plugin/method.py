@@ -1,0 +1,202 @@
+"""The split method as pure steps over arrays (SPEC: recover, gate, tighten,
+sub-cluster, assign). No file access here.
+
+Embeddings are L2-normalised rows; distances are cosine distances.
+Years are int arrays with 0 meaning "undated".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+
+UNDATED = 0
+
+
+def centroid(emb: np.ndarray) -> np.ndarray:
+    """Normalised mean of embedding rows, shape (d,)."""
+    c = emb.astype(np.float64).mean(axis=0)
+    norm = np.linalg.norm(c)
+    if norm == 0:
+        raise ValueError("embeddings cancel out: centroid is zero")
+    return c / norm
+
+
+def distance_to(emb: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Cosine distance of every row of ``emb`` (n, d) to the unit vector ``c``."""
+    return 1.0 - emb.astype(np.float64) @ c
+
+
+def recover(emb: np.ndarray, seed_centroid: np.ndarray, scope: np.ndarray, radius: float) -> np.ndarray:
+    """Indices of in-scope records within ``radius`` of the seed centroid."""
+    return np.flatnonzero(scope & (distance_to(emb, seed_centroid) <= radius))
+
+
+def quality_gate(
+    idx: np.ndarray,
+    face_short: np.ndarray,
+    blur: np.ndarray,
+    det_score: np.ndarray,
+    *,
+    min_face: float,
+    min_blur: float,
+    min_det: float,
+) -> np.ndarray:
+    """Indices of ``idx`` that pass size, sharpness and detector-confidence gates."""
+    ok = (face_short[idx] >= min_face) & (blur[idx] >= min_blur) & (det_score[idx] >= min_det)
+    return idx[ok]
+
+
+def tighten(emb: np.ndarray, idx: np.ndarray, radius: float) -> np.ndarray:
+    """Re-centre once on ``idx`` and keep those within ``radius`` of the new centroid."""
+    if len(idx) == 0:
+        return idx
+    c = centroid(emb[idx])
+    return idx[distance_to(emb[idx], c) <= radius]
+
+
+def cosine_distance_matrix(x: np.ndarray, block: int = 4096) -> np.ndarray:
+    """Full (n, n) float64 cosine distances of unit rows, built in row blocks.
+
+    One big ``x @ x.T`` in float64 crashes some OpenBLAS builds for n >= 19,000
+    (numpy#19685), so the product is done a block of rows at a time.
+    """
+    x = x.astype(np.float64)
+    n = len(x)
+    out = np.empty((n, n), dtype=np.float64)
+    for start in range(0, n, block):
+        out[start : start + block] = x[start : start + block] @ x.T
+    np.subtract(1.0, out, out=out)
+    np.clip(out, 0.0, 2.0, out=out)
+    np.fill_diagonal(out, 0.0)
+    return np.maximum(out, out.T, out=out)
+
+
+def _condensed(d: np.ndarray) -> np.ndarray:
+    return d[np.triu_indices(len(d), k=1)]
+
+
+def subcluster(emb: np.ndarray, threshold: float) -> np.ndarray:
+    """Exact average-linkage clusters of unit rows; merge while the distance is below
+    ``threshold`` (scikit-learn's ``distance_threshold`` semantics).
+
+    Returns labels of shape (n,), numbered 0.. by cluster size (largest first),
+    ties by the smallest member index, so the numbering is deterministic.
+    """
+    n = len(emb)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if n == 1:
+        return np.zeros(1, dtype=np.int64)
+    z = linkage(_condensed(cosine_distance_matrix(emb)), method="average")
+    # fcluster merges heights <= t; scikit-learn merges heights < threshold.
+    raw = fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance")
+    return relabel_by_size(raw)
+
+
+def relabel_by_size(raw: np.ndarray) -> np.ndarray:
+    """Renumber cluster labels 0.. by size descending, then first member index."""
+    order = {}
+    for lab in np.unique(raw):
+        members = np.flatnonzero(raw == lab)
+        order[lab] = (-len(members), int(members[0]))
+    ranked = sorted(order, key=order.get)
+    mapping = {lab: new for new, lab in enumerate(ranked)}
+    return np.array([mapping[v] for v in raw.tolist()], dtype=np.int64)
+
+
+def dominant_year(years: np.ndarray) -> int | None:
+    """Most common dated year, the earliest on a tie; None when nothing is dated."""
+    dated = [int(y) for y in years if y != UNDATED]
+    if not dated:
+        return None
+    counts = Counter(dated)
+    best = max(counts.values())
+    return min(y for y, c in counts.items() if c == best)
+
+
+def year_span(years: np.ndarray) -> tuple[int, int] | None:
+    """10th-90th percentile of the dated years, widened to hold the dominant year."""
+    dated = np.array([y for y in years if y != UNDATED], dtype=np.float64)
+    if len(dated) == 0:
+        return None
+    lo = int(np.floor(np.percentile(dated, 10)))
+    hi = int(np.ceil(np.percentile(dated, 90)))
+    dom = dominant_year(years)
+    return min(lo, dom), max(hi, dom)
+
+
+@dataclass(frozen=True)
+class Group:
+    """A bucket before labelling: member positions into the survivor arrays."""
+
+    members: tuple[int, ...]
+    anchor: bool
+    reason: str  # a key of pipeline.REASONS
+    fragments: int = 0
+
+
+def assign_fragments(
+    labels: np.ndarray,
+    emb: np.ndarray,
+    years: np.ndarray,
+    *,
+    anchor_min: int,
+    fragment_dist: float,
+    fragment_years: int,
+    undated_fragments: str = "standalone",
+) -> list[Group]:
+    """The seed's anchor rule: sub-clusters of at least ``anchor_min`` faces are
+    anchors and never merge; each smaller fragment joins its single nearest anchor
+    when the centroid distance is at most ``fragment_dist`` and the dominant years
+    differ by at most ``fragment_years``; otherwise it stands alone.
+
+    labels : (n,) sub-cluster labels; emb : (n, d) unit rows; years : (n,) ints.
+    """
+    n_sub = int(labels.max()) + 1 if len(labels) else 0
+    members = [np.flatnonzero(labels == s) for s in range(n_sub)]
+    cents = np.array([centroid(emb[m]) for m in members]) if n_sub else np.zeros((0, 1))
+    doms = [dominant_year(years[m]) for m in members]
+    anchors = [s for s in range(n_sub) if len(members[s]) >= anchor_min]
+    attached: dict[int, list[int]] = {a: [] for a in anchors}
+    standalone: list[tuple[int, str]] = []
+    for s in range(n_sub):
+        if s in attached:
+            continue
+        if not anchors:
+            standalone.append((s, "fragment_no_anchor"))
+            continue
+        dists = 1.0 - cents[anchors] @ cents[s]
+        nearest = anchors[int(np.argmin(dists))]
+        if dists.min() > fragment_dist:
+            standalone.append((s, "fragment_far"))
+            continue
+        ya, yf = doms[nearest], doms[s]
+        if ya is not None and yf is not None:
+            if abs(ya - yf) <= fragment_years:
+                attached[nearest].append(s)
+            else:
+                standalone.append((s, "fragment_other_years"))
+        elif undated_fragments == "attach":
+            attached[nearest].append(s)
+        else:
+            standalone.append((s, "fragment_undated"))
+
+    groups = []
+    for a in anchors:
+        frags = attached[a]
+        idx = np.sort(np.concatenate([members[a]] + [members[f] for f in frags]))
+        groups.append(
+            Group(
+                members=tuple(int(i) for i in idx),
+                anchor=True,
+                reason="anchor_with_fragments" if frags else "anchor",
+                fragments=len(frags),
+            )
+        )
+    for s, reason in standalone:
+        groups.append(Group(tuple(int(i) for i in members[s]), False, reason))
+    return groups

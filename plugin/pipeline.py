@@ -1,0 +1,327 @@
+"""The orchestrator: from cache arrays and a faceset's keys to labelled buckets.
+
+Everything here is computed from the cache and the photos' headers only, so a
+``plan`` and the ``apply`` that follows it give the same buckets.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import method
+from .cache import EmbeddingCache
+from .crops import Box, plan_crop_box
+from .errors import EraSplitError
+from .labels import assign_labels
+from .params import SplitParams, scaled_anchor_min
+from .paths import Remap, remap_path, under_roots
+from .photos import MISSING, OK, PhotoInfo
+
+Progress = Callable[[str, int, int], None]
+PhotoReader = Callable[[Iterable[str]], dict[str, PhotoInfo]]
+
+REASONS = {
+    "anchor": "anchor sub-cluster",
+    "anchor_with_fragments": "anchor sub-cluster with attached fragments",
+    "fragment_no_anchor": "fragment; no sub-cluster is big enough to be an anchor",
+    "fragment_far": "fragment; nearest anchor too far in embedding",
+    "fragment_other_years": "fragment; nearest anchor is from other years",
+    "fragment_undated": "fragment; undated or its anchor undated, so the year rule cannot be checked",
+}
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face that goes into a bucket, with everything the writer needs."""
+
+    key: str
+    recorded: str  # source path as the cache recorded it
+    path: str  # where the photo lives now
+    bbox: tuple[float, float, float, float]
+    det_score: float
+    blur: float
+    face_short: float
+    year: int  # 0 = undated
+    box: Box  # planned crop box in the displayed photo
+    quality: float
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    kind: str  # "era" or "thin"
+    reason: str
+    anchor: bool
+    fragments: int
+    dom_year: int | None
+    span: tuple[int, int] | None
+    faces: tuple[Face, ...]  # best first
+
+    @property
+    def keys(self) -> list[str]:
+        return [f.key for f in self.faces]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "reason": self.reason,
+            "faces": len(self.faces),
+            "keys": self.keys,
+            "dom_year": self.dom_year,
+            "span": list(self.span) if self.span else None,
+            "anchor": self.anchor,
+            "fragments": self.fragments,
+        }
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    faceset: str
+    params: SplitParams  # as used: anchor_min resolved
+    anchor_min_scaled: bool
+    counts: dict
+    buckets: tuple[Bucket, ...]
+    raw_sizes: tuple[int, ...] = field(default=())  # sub-cluster sizes, largest first
+
+    @property
+    def eras(self) -> list[Bucket]:
+        return [b for b in self.buckets if b.kind == "era"]
+
+    @property
+    def thin(self) -> list[Bucket]:
+        return [b for b in self.buckets if b.kind == "thin"]
+
+    def to_json(self) -> dict:
+        return {
+            "faceset": self.faceset,
+            "params": self.params.as_dict(),
+            "params_key": self.params.cache_key(),
+            "anchor_min_scaled": self.anchor_min_scaled,
+            "counts": self.counts,
+            "buckets": [b.to_json() for b in self.buckets],
+        }
+
+
+def quality_score(det_score: float, face_short: float, blur: float, centroid_dist: float) -> float:
+    """Composite rank of a crop: detector confidence x size x sharpness x typicality.
+
+    Size saturates at 256 px and sharpness at a Laplacian variance of 300 (beyond
+    those a 512 px crop gains nothing); typicality (1 - distance to the bucket's
+    centroid) favours faces that look like the era they stand for.
+    """
+    size = min(1.0, face_short / 256.0)
+    sharp = min(1.0, blur / 300.0)
+    return float(det_score * size * sharp * max(0.0, 1.0 - centroid_dist))
+
+
+def resolve_seed(cache: EmbeddingCache, keys: Sequence[str]) -> tuple[np.ndarray, int]:
+    """Cache rows of the faceset's keys, and how many keys the cache lacks."""
+    index = cache.index_of()
+    rows = [index[k] for k in dict.fromkeys(keys) if k in index]
+    return np.array(rows, dtype=np.int64), len(dict.fromkeys(keys)) - len(rows)
+
+
+def analyse(
+    cache: EmbeddingCache,
+    seed_keys: Sequence[str],
+    params: SplitParams,
+    *,
+    faceset: str,
+    read_photos: PhotoReader,
+    remaps: Sequence[Remap] = (),
+    roots: Sequence[str] | None = None,
+    taken_names: Iterable[str] = (),
+    source: str = "",
+) -> SplitResult:
+    """Run the whole method; ``source`` names the faceset manifest in errors."""
+    seed_rows, missing_keys = resolve_seed(cache, seed_keys)
+    if len(seed_rows) == 0:
+        raise EraSplitError(
+            source or faceset,
+            f"none of its {len(seed_keys)} face keys is in the embedding cache {cache.source}",
+        )
+    emb = cache.embeddings
+    seed_c = method.centroid(emb[seed_rows])
+    scope = under_roots(cache.paths, roots)
+    recovered = method.recover(emb, seed_c, scope, params.recovery)
+    gated = method.quality_gate(
+        recovered, cache.face_short, cache.blur, cache.det_score,
+        min_face=params.min_face, min_blur=params.min_blur, min_det=params.min_det,
+    )
+    survivors = method.tighten(emb, gated, params.tighten)
+
+    left_out: Counter[str] = Counter()
+    if missing_keys:
+        left_out["key_not_in_cache"] = missing_keys
+
+    recorded = cache.paths[survivors].tolist()
+    actual = [remap_path(p, remaps) for p in recorded]
+    infos = read_photos(actual)
+    same_photo = _faces_by_photo(cache, set(recorded))
+
+    rows, boxes, years = [], [], []
+    for row, rec, path in zip(survivors.tolist(), recorded, actual):
+        info = infos[path]
+        if info.status != OK:
+            left_out["missing_photo" if info.status == MISSING else "unreadable_photo"] += 1
+            continue
+        others = [cache.bboxes[o] for o in same_photo[rec] if o != row]
+        box = plan_crop_box(cache.bboxes[row], others, info.width, info.height, params.pad)
+        if box is None:
+            left_out["overlapping_face"] += 1
+            continue
+        rows.append(row)
+        boxes.append(box)
+        years.append(info.year)
+    rows_arr = np.array(rows, dtype=np.int64)
+    years_arr = np.array(years, dtype=np.int64)
+
+    anchor_min = params.anchor_min
+    scaled = anchor_min is None
+    if scaled:
+        anchor_min = scaled_anchor_min(len(rows))
+    used = dataclasses.replace(params, anchor_min=anchor_min)
+
+    labels = method.subcluster(emb[rows_arr], params.subcluster)
+    groups = method.assign_fragments(
+        labels, emb[rows_arr], years_arr,
+        anchor_min=anchor_min,
+        fragment_dist=params.fragment_dist,
+        fragment_years=params.fragment_years,
+        undated_fragments=params.undated_fragments,
+    )
+
+    paths_used = set(actual)
+    dated_paths = sum(1 for p in paths_used if infos[p].status == OK and infos[p].year)
+    buckets = _make_buckets(
+        groups, cache, rows_arr, boxes, years_arr, actual_of=dict(zip(survivors.tolist(), actual)),
+        parent=faceset, anchor_min=anchor_min, taken=taken_names,
+    )
+    counts = {
+        "cache": len(cache),
+        "seed": int(len(seed_rows)),
+        "candidates": int(scope.sum()),
+        "recovered": int(len(recovered)),
+        "gated": int(len(gated)),
+        "survivors": int(len(survivors)),
+        "clustered": int(len(rows_arr)),
+        "subclusters": int(labels.max() + 1) if len(labels) else 0,
+        "anchors": sum(1 for g in groups if g.anchor),
+        "paths": len(paths_used),
+        "dated_paths": dated_paths,
+        "left_out": dict(sorted(left_out.items())),
+    }
+    sizes = tuple(sorted(np.bincount(labels).tolist(), reverse=True)) if len(labels) else ()
+    return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes)
+
+
+def _faces_by_photo(cache: EmbeddingCache, recorded: set[str]) -> dict[str, list[int]]:
+    """Every cache row of each wanted photo, whatever identity it belongs to."""
+    out: dict[str, list[int]] = {p: [] for p in recorded}
+    if not recorded:
+        return out
+    hits = np.flatnonzero(np.isin(cache.paths, np.array(sorted(recorded))))
+    for row in hits.tolist():
+        out[cache.paths[row]].append(row)
+    return out
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A bucket before its name and kind are known."""
+
+    reason: str
+    anchor: bool
+    fragments: int
+    faces: tuple[Face, ...]  # best first
+
+
+def _make_buckets(
+    groups: list[method.Group],
+    cache: EmbeddingCache,
+    rows: np.ndarray,
+    boxes: list[Box],
+    years: np.ndarray,
+    *,
+    actual_of: dict[int, str],
+    parent: str,
+    anchor_min: int,
+    taken: Iterable[str],
+) -> list[Bucket]:
+    emb = cache.embeddings
+    drafts = []
+    for g in groups:
+        pos = np.array(g.members, dtype=np.int64)
+        dists = method.distance_to(emb[rows[pos]], method.centroid(emb[rows[pos]]))
+        faces = []
+        for p, d in zip(pos.tolist(), dists.tolist()):
+            row = int(rows[p])
+            faces.append(
+                Face(
+                    key=str(cache.keys[row]),
+                    recorded=str(cache.paths[row]),
+                    path=actual_of[row],
+                    bbox=tuple(float(v) for v in cache.bboxes[row]),  # type: ignore[arg-type]
+                    det_score=float(cache.det_score[row]),
+                    blur=float(cache.blur[row]),
+                    face_short=float(cache.face_short[row]),
+                    year=int(years[p]),
+                    box=boxes[p],
+                    quality=quality_score(
+                        float(cache.det_score[row]), float(cache.face_short[row]),
+                        float(cache.blur[row]), d,
+                    ),
+                )
+            )
+        faces.sort(key=lambda f: (-f.quality, f.key))
+        drafts.append(Draft(g.reason, g.anchor, g.fragments, tuple(faces)))
+    return label_buckets(drafts, parent=parent, anchor_min=anchor_min, taken=taken)
+
+
+def label_buckets(
+    drafts: Sequence[Draft], *, parent: str, anchor_min: int, taken: Iterable[str]
+) -> list[Bucket]:
+    """Name and classify drafts: largest first for ``_vN`` order; eras, then thin."""
+    ordered = sorted(
+        (d for d in drafts if d.faces), key=lambda d: (-len(d.faces), min(f.key for f in d.faces))
+    )
+    stats = []
+    for d in ordered:
+        years = np.array([f.year for f in d.faces], dtype=np.int64)
+        stats.append((method.dominant_year(years), method.year_span(years)))
+    names = assign_labels(parent, [span for _, span in stats], taken)
+    buckets = [
+        Bucket(
+            name, "era" if len(d.faces) >= anchor_min else "thin",
+            d.reason, d.anchor, d.fragments, dom, span, d.faces,
+        )
+        for d, (dom, span), name in zip(ordered, stats, names)
+    ]
+    buckets.sort(key=lambda b: b.kind != "era")  # stable: eras first, each largest first
+    return buckets
+
+
+def drop_faces(
+    result: SplitResult, dropped: dict[str, str], taken: Iterable[str]
+) -> SplitResult:
+    """The result without faces that failed at export (key -> reason), relabelled
+    and recounted against the names ``taken`` now, so the report matches the disk."""
+    drafts = [
+        Draft(b.reason, b.anchor, b.fragments, tuple(f for f in b.faces if f.key not in dropped))
+        for b in result.buckets
+    ]
+    buckets = label_buckets(
+        drafts, parent=result.faceset, anchor_min=int(result.params.anchor_min or 1), taken=taken
+    )
+    counts = copy.deepcopy(result.counts)
+    left = Counter(counts["left_out"])
+    left.update(dropped.values())
+    counts["left_out"] = dict(sorted(left.items()))
+    return dataclasses.replace(result, counts=counts, buckets=tuple(buckets))

@@ -1,0 +1,140 @@
+"""Write a split into the library, and undo it.
+
+Under the library lock: crops and folders are built in a staging folder inside
+``<library>/.era_split/``, renamed into place, and the library manifest is
+switched last with an atomic rename. Nothing is written outside the library.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .errors import EraSplitError
+from .export import FSZ_WARN_BYTES, library_entry, render_crops, write_bucket
+from .fsutil import atomic_write_json
+from .library import THIN_DIR, Library, open_library, owned_by, remove_split, replace_split
+from .lock import library_lock
+from .pipeline import SplitResult, drop_faces
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    result: SplitResult  # as written: faces that failed at export left out
+    written: list[str] = field(default_factory=list)  # relpaths of new folders
+    removed: list[str] = field(default_factory=list)  # relpaths of replaced folders
+    bundle_bytes: dict[str, int] = field(default_factory=dict)  # name -> _all.fsz size
+    warnings: list[str] = field(default_factory=list)
+
+
+def relpath_of(name: str, kind: str) -> str:
+    return name if kind == "era" else f"{THIN_DIR}/{name}"
+
+
+def _owned_folders(lib: Library, parent: str) -> list[str]:
+    out = []
+    for entry in lib.facesets + lib.thin_eras:
+        if owned_by(entry, parent):
+            folder = lib.folder_of(entry)
+            if os.path.lexists(folder):
+                out.append(folder)
+    return out
+
+
+def _staging(lib: Library) -> str:
+    os.makedirs(lib.state_dir, exist_ok=True)
+    return tempfile.mkdtemp(prefix="staging-", dir=lib.state_dir)
+
+
+def apply_split(
+    root: str | os.PathLike,
+    result: SplitResult,
+    *,
+    progress: Progress | None = None,
+    lock_timeout: float = 30.0,
+) -> ApplyReport:
+    """Write ``result``'s buckets as facesets and merge them into the library manifest,
+    replacing whatever this faceset's previous split wrote."""
+    root = os.fspath(root)
+    lib = open_library(root)
+    with library_lock(lib.state_dir, lock_timeout):
+        lib = open_library(root)  # re-read under the lock: another writer may have finished
+        lib.find_faceset(result.faceset)
+        staging = _staging(lib)
+        try:
+            return _apply_locked(lib, result, staging, progress)
+        except OSError as exc:
+            raise EraSplitError(exc.filename or root, f"write failed: {exc.strerror}") from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _apply_locked(lib: Library, result: SplitResult, staging: str, progress: Progress | None) -> ApplyReport:
+    crops_dir = os.path.join(staging, "crops")
+    os.makedirs(crops_dir)
+    faces = [f for b in result.buckets for f in b.faces]
+    failed = render_crops(faces, crops_dir, result.params.size, progress)
+    crop_of = {f.key: os.path.join(crops_dir, f"{i}.png") for i, f in enumerate(faces)}
+    result = drop_faces(result, failed, lib.taken_names(result.faceset))
+
+    eras, thins, written, sizes, warnings = [], [], [], {}, []
+    new_dir = os.path.join(staging, "new")
+    for n, bucket in enumerate(result.buckets, 1):
+        rel = relpath_of(bucket.name, bucket.kind)
+        size = write_bucket(
+            os.path.join(new_dir, bucket.name), bucket, result, [crop_of[k] for k in bucket.keys]
+        )
+        sizes[bucket.name] = size
+        if size > FSZ_WARN_BYTES:
+            warnings.append(
+                f"{rel}/{bucket.name}_all.fsz is {size / 2**20:.0f} MB: roop-unleashed users report "
+                f"imports of 100-200 MB facesets failing; use the _top{result.params.top}.fsz"
+            )
+        (eras if bucket.kind == "era" else thins).append(library_entry(bucket, result, rel))
+        written.append(rel)
+        if progress:
+            progress("bundles", n, len(result.buckets))
+
+    manifest = replace_split(lib.data, result.faceset, eras, thins)
+    old = _owned_folders(lib, result.faceset)
+    removed = [os.path.relpath(f, lib.root).replace(os.sep, "/") for f in old]
+    aside = os.path.join(staging, "old")
+    os.makedirs(aside)
+    for i, folder in enumerate(old):
+        os.rename(folder, os.path.join(aside, str(i)))
+    if thins:
+        os.makedirs(os.path.join(lib.root, THIN_DIR), exist_ok=True)
+    for bucket, rel in zip(result.buckets, written):
+        os.rename(os.path.join(new_dir, bucket.name), os.path.join(lib.root, *rel.split("/")))
+    atomic_write_json(lib.manifest_file, manifest)
+    _drop_empty_thin(lib)
+    return ApplyReport(result, written, removed, sizes, warnings)
+
+
+def _drop_empty_thin(lib: Library) -> None:
+    try:
+        os.rmdir(os.path.join(lib.root, THIN_DIR))
+    except OSError:
+        pass  # not empty, or not there
+
+
+def undo_split(root: str | os.PathLike, parent: str, *, lock_timeout: float = 30.0) -> list[str]:
+    """Remove every entry and folder the plugin made for ``parent``; their relpaths."""
+    root = os.fspath(root)
+    lib = open_library(root)
+    with library_lock(lib.state_dir, lock_timeout):
+        lib = open_library(root)
+        entries = [e for e in lib.facesets + lib.thin_eras if owned_by(e, parent)]
+        if not entries:
+            return []
+        old = _owned_folders(lib, parent)
+        atomic_write_json(lib.manifest_file, remove_split(lib.data, parent))
+        for folder in old:
+            shutil.rmtree(folder, ignore_errors=True)
+        _drop_empty_thin(lib)
+        return [e["relpath"] for e in entries]

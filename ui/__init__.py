@@ -1,0 +1,1 @@
+"""The Gradio era tab and the reference host app."""
