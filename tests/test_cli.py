@@ -1,0 +1,109 @@
+"""The command line end to end, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
+
+
+def run(*args, check=True):
+    proc = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def source_args(lib):
+    return ["--library", lib.root, "--cache", lib.cache_file, "--remap", lib.remaps[0]]
+
+
+def test_plan_json_reports_the_seeds_numbers(synth_lib):
+    out = json.loads(run("plan", "faceset_001", *source_args(synth_lib), "--json").stdout)
+    assert out["faceset"] == "faceset_001"
+    assert set(out["counts"]) >= {"cache", "candidates", "recovered", "gated", "survivors",
+                                  "subclusters", "paths", "dated_paths", "left_out"}
+    assert out["params"]["anchor_min"] >= 3 and out["params"]["subcluster"] == 0.35
+    for b in out["buckets"]:
+        assert set(b) >= {"name", "kind", "reason", "faces", "keys", "dom_year", "span", "anchor"}
+        assert b["faces"] == len(b["keys"]) and b["kind"] in ("era", "thin")
+    assert not os.path.exists(os.path.join(synth_lib.root, out["buckets"][0]["name"]))
+
+
+def test_flags_reach_the_method(synth_lib):
+    out = json.loads(run("plan", "faceset_001", *source_args(synth_lib), "--json",
+                         "--anchor-min", "7", "--subcluster", "0.3", "--min-face", "120",
+                         "--top", "5", "--undated-fragments", "attach").stdout)
+    p = out["params"]
+    assert (p["anchor_min"], p["subcluster"], p["min_face"], p["top"]) == (7, 0.3, 120, 5)
+    assert p["undated_fragments"] == "attach" and not out["anchor_min_scaled"]
+
+
+def test_roots_filter_recorded_paths(synth_lib):
+    out = json.loads(run("plan", "faceset_001", *source_args(synth_lib), "--json",
+                         "--roots", synth_lib.recorded_root + "\\2010").stdout)
+    all_ = json.loads(run("plan", "faceset_001", *source_args(synth_lib), "--json").stdout)
+    assert 0 < out["counts"]["candidates"] < all_["counts"]["candidates"]
+
+
+def test_apply_then_undo(synth_lib):
+    proc = run("apply", "faceset_001", *source_args(synth_lib))
+    assert "wrote" in proc.stdout and "era " in proc.stdout
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    assert any("era_split" in e for e in manifest["facesets"])
+    proc = run("undo", "faceset_001", "--library", synth_lib.root)
+    assert "removed" in proc.stdout
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    assert not any("era_split" in e for e in manifest["facesets"])
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--cache", "/nonexistent/c.npz"], "c.npz: embedding cache not found"),
+        (["--remap", "nothing"], "--remap needs OLD=NEW"),
+        (["--recovery", "5"], "recovery must be a cosine distance"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(synth_lib, args, needle):
+    base = ["plan", "faceset_001", "--library", synth_lib.root, "--cache", synth_lib.cache_file]
+    proc = run(*base, *args, check=False)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_faceset_and_broken_manifest(synth_lib):
+    proc = run("plan", "faceset_999", *source_args(synth_lib), check=False)
+    assert proc.returncode == 2 and "no faceset named 'faceset_999'" in proc.stderr
+    path = os.path.join(synth_lib.root, "faceset_001", "manifest.json")
+    with open(path, "w") as fh:
+        fh.write('{"faces": [')
+    proc = run("plan", "faceset_001", *source_args(synth_lib), check=False)
+    assert proc.returncode == 2 and f"{path}: is not valid JSON" in proc.stderr
+
+
+def test_plan_does_not_import_gradio(synth_lib):
+    code = (
+        "import sys; from era_split.plugin.cli import main; "
+        f"main({['plan', 'faceset_001', *source_args(synth_lib)]!r}); "
+        "assert 'gradio' not in sys.modules, 'gradio imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_command(tmp_path):
+    proc = run("demo", str(tmp_path / "demo"))
+    assert "faceset_001_" in proc.stdout and "wrote" in proc.stdout
+    lib = tmp_path / "demo" / "facesets_swap_ready"
+    manifest = json.load(open(lib / "manifest.json"))
+    eras = [e for e in manifest["facesets"] if "era_split" in e]
+    assert len(eras) >= 3
+    for e in eras:
+        assert (lib / e["relpath"] / f"{e['name']}_all.fsz").is_file()
+    again = run("demo", str(tmp_path / "demo"), check=False)
+    assert again.returncode == 2 and "already holds a demo library" in again.stderr
