@@ -99,11 +99,11 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
     emb = emb.astype(np.float32)
     if not np.isfinite(emb).all():
         bad = int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])
-        raise EraSplitError(path, f"embedding of key {keys[bad]!r} holds NaN or infinity")
+        raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} holds NaN or infinity")
     norms = np.linalg.norm(emb, axis=1)
     if (norms == 0).any():
         bad = int(np.flatnonzero(norms == 0)[0])
-        raise EraSplitError(path, f"embedding of key {keys[bad]!r} is all zeros")
+        raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} is all zeros")
     emb /= norms[:, None]
 
     numeric = {}
@@ -120,7 +120,7 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
     bboxes = numeric["bboxes"]
     if ((bboxes[:, 2] <= bboxes[:, 0]) | (bboxes[:, 3] <= bboxes[:, 1])).any():
         bad = int(np.flatnonzero((bboxes[:, 2] <= bboxes[:, 0]) | (bboxes[:, 3] <= bboxes[:, 1]))[0])
-        raise EraSplitError(path, f"bbox of key {keys[bad]!r} is empty or inverted")
+        raise EraSplitError(path, f"bbox of key {str(keys[bad])!r} is empty or inverted")
     face_short = numeric.get("face_short")
     if face_short is None:
         face_short = np.minimum(bboxes[:, 2] - bboxes[:, 0], bboxes[:, 3] - bboxes[:, 1])

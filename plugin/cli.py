@@ -1,4 +1,4 @@
-"""``era-split``: plan, apply, undo and the bundled demo.
+"""``era-split``: plan, apply, undo, check and the bundled demo.
 
 Errors are one line on stderr naming the file and the problem, with a non-zero
 exit status. ``plan`` and ``apply`` never import gradio (start-up time).
@@ -145,6 +145,21 @@ def cmd_undo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check_library
+
+    report = check_library(args.library, repair=args.repair)
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    for line in report.problems:
+        print(f"problem: {line}")
+    print(
+        f"{'ok' if report.ok else 'NOT OK'}: {report.facesets} host facesets, "
+        f"{report.eras} era and {report.thin} thin facesets"
+    )
+    return 0 if report.ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import api, synth
 
@@ -184,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("undo", help="remove everything the plugin made for a faceset")
     p.add_argument("faceset")
     p.add_argument("--library", required=True)
+    p = sub.add_parser("check", help="validate a library; exit status 1 when something is wrong")
+    p.add_argument("--library", required=True)
+    p.add_argument("--repair", action="store_true",
+                   help="finish or roll back an interrupted write and drop leftover staging folders")
     p = sub.add_parser("demo", help="write a small generated library and split it")
     p.add_argument("dir", nargs="?", default="era-split-demo", help="folder to create (default: ./era-split-demo)")
     p.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
@@ -197,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plan(args, write=args.command == "apply")
         if args.command == "undo":
             return cmd_undo(args)
+        if args.command == "check":
+            return cmd_check(args)
         if args.command == "demo":
             return cmd_demo(args)
     except EraSplitError as exc:

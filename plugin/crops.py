@@ -11,6 +11,7 @@ bare face box does.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 
 from PIL import Image, ImageOps
@@ -63,9 +64,11 @@ def plan_crop_box(
 
 def open_displayed(path: str) -> Image.Image:
     """Decode a photo as displayed (EXIF orientation applied), in RGB."""
-    with Image.open(path) as im:
-        im.load()
-        shown = ImageOps.exif_transpose(im)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # corrupt EXIF: the pixels are still good
+        with Image.open(path) as im:
+            im.load()
+            shown = ImageOps.exif_transpose(im)
     return shown.convert("RGB")
 
 

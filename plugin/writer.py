@@ -1,8 +1,8 @@
 """Write a split into the library, and undo it.
 
 Under the library lock: crops and folders are built in a staging folder inside
-``<library>/.era_split/``, renamed into place, and the library manifest is
-switched last with an atomic rename. Nothing is written outside the library.
+``<library>/.era_split/`` and switched in by :func:`transaction.commit`, the
+library manifest last. Nothing is written outside the library.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 from .errors import EraSplitError
 from .export import FSZ_WARN_BYTES, library_entry, render_crops, write_bucket
-from .fsutil import atomic_write_json
 from .library import THIN_DIR, Library, open_library, owned_by, remove_split, replace_split
 from .lock import library_lock
 from .pipeline import SplitResult, drop_faces
+from .transaction import STAGING_PREFIX, commit, crashpoint, recover
 
 Progress = Callable[[str, int, int], None]
 
@@ -48,7 +48,12 @@ def _owned_folders(lib: Library, parent: str) -> list[str]:
 
 def _staging(lib: Library) -> str:
     os.makedirs(lib.state_dir, exist_ok=True)
-    return tempfile.mkdtemp(prefix="staging-", dir=lib.state_dir)
+    return tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=lib.state_dir)
+
+
+def _write_error(exc: OSError, root: str) -> EraSplitError:
+    where = exc.filename if isinstance(exc.filename, str) else root
+    return EraSplitError(where, f"write failed, library left as it was: {exc.strerror or exc}")
 
 
 def apply_split(
@@ -63,19 +68,25 @@ def apply_split(
     root = os.fspath(root)
     lib = open_library(root)
     with library_lock(lib.state_dir, lock_timeout):
+        recover(root)
         lib = open_library(root)  # re-read under the lock: another writer may have finished
         lib.find_faceset(result.faceset)
-        staging = _staging(lib)
+        try:
+            staging = _staging(lib)
+        except OSError as exc:
+            raise _write_error(exc, root) from None
         try:
             return _apply_locked(lib, result, staging, progress)
         except OSError as exc:
-            raise EraSplitError(exc.filename or root, f"write failed: {exc.strerror}") from None
+            recover(root)
+            raise _write_error(exc, root) from None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
 
 def _apply_locked(lib: Library, result: SplitResult, staging: str, progress: Progress | None) -> ApplyReport:
     crops_dir = os.path.join(staging, "crops")
+    crashpoint("staging")
     os.makedirs(crops_dir)
     faces = [f for b in result.buckets for f in b.faces]
     failed = render_crops(faces, crops_dir, result.params.size, progress)
@@ -97,30 +108,19 @@ def _apply_locked(lib: Library, result: SplitResult, staging: str, progress: Pro
             )
         (eras if bucket.kind == "era" else thins).append(library_entry(bucket, result, rel))
         written.append(rel)
+        crashpoint(f"staged {rel}")
         if progress:
             progress("bundles", n, len(result.buckets))
 
     manifest = replace_split(lib.data, result.faceset, eras, thins)
     old = _owned_folders(lib, result.faceset)
     removed = [os.path.relpath(f, lib.root).replace(os.sep, "/") for f in old]
-    aside = os.path.join(staging, "old")
-    os.makedirs(aside)
-    for i, folder in enumerate(old):
-        os.rename(folder, os.path.join(aside, str(i)))
-    if thins:
-        os.makedirs(os.path.join(lib.root, THIN_DIR), exist_ok=True)
-    for bucket, rel in zip(result.buckets, written):
-        os.rename(os.path.join(new_dir, bucket.name), os.path.join(lib.root, *rel.split("/")))
-    atomic_write_json(lib.manifest_file, manifest)
-    _drop_empty_thin(lib)
+    moves = [
+        (os.path.join(new_dir, b.name), os.path.join(lib.root, *rel.split("/")))
+        for b, rel in zip(result.buckets, written)
+    ]
+    commit(lib.root, lib.manifest_file, staging, manifest, old, moves)
     return ApplyReport(result, written, removed, sizes, warnings)
-
-
-def _drop_empty_thin(lib: Library) -> None:
-    try:
-        os.rmdir(os.path.join(lib.root, THIN_DIR))
-    except OSError:
-        pass  # not empty, or not there
 
 
 def undo_split(root: str | os.PathLike, parent: str, *, lock_timeout: float = 30.0) -> list[str]:
@@ -128,13 +128,16 @@ def undo_split(root: str | os.PathLike, parent: str, *, lock_timeout: float = 30
     root = os.fspath(root)
     lib = open_library(root)
     with library_lock(lib.state_dir, lock_timeout):
+        recover(root)
         lib = open_library(root)
         entries = [e for e in lib.facesets + lib.thin_eras if owned_by(e, parent)]
         if not entries:
             return []
-        old = _owned_folders(lib, parent)
-        atomic_write_json(lib.manifest_file, remove_split(lib.data, parent))
-        for folder in old:
-            shutil.rmtree(folder, ignore_errors=True)
-        _drop_empty_thin(lib)
+        try:
+            staging = _staging(lib)
+            commit(root, lib.manifest_file, staging, remove_split(lib.data, parent),
+                   _owned_folders(lib, parent), [])
+        except OSError as exc:
+            recover(root)
+            raise _write_error(exc, root) from None
         return [e["relpath"] for e in entries]

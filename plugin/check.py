@@ -1,0 +1,123 @@
+"""``era-split check``: validate a library, and repair what an interrupted write left."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass, field
+
+from .errors import EraSplitError
+from .library import MANIFEST, OWNER, THIN_DIR, open_library, owned_by, read_json
+from .lock import library_lock
+from .transaction import pending, recover, stale_staging
+
+
+@dataclass
+class CheckReport:
+    problems: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    facesets: int = 0
+    eras: int = 0
+    thin: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _check_bundle(path: str, expected: int | None, problems: list[str]) -> None:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            bad = zf.testzip()
+    except (OSError, zipfile.BadZipFile) as exc:
+        problems.append(f"{path}: not a readable zip ({exc})")
+        return
+    if bad:
+        problems.append(f"{path}: corrupt member {bad}")
+    odd = [n for n in names if not n.endswith(".png") or "/" in n]
+    if odd:
+        problems.append(f"{path}: holds {odd[0]!r}; roop-unleashed reads only flat lowercase .png files")
+    if expected is not None and len(names) != expected:
+        problems.append(f"{path}: holds {len(names)} crops, its manifest lists {expected}")
+
+
+def _check_owned(folder: str, entry: dict, problems: list[str]) -> None:
+    name = entry["name"]
+    manifest = os.path.join(folder, MANIFEST)
+    try:
+        data = read_json(manifest)
+    except EraSplitError as exc:
+        problems.append(str(exc))
+        return
+    faces = data.get("faces") if isinstance(data, dict) else None
+    if not isinstance(faces, list):
+        problems.append(f"{manifest}: has no 'faces' list")
+        return
+    if entry.get("faces") != len(faces):
+        problems.append(f"{manifest}: lists {len(faces)} faces, the library entry says {entry.get('faces')}")
+    for face in faces:
+        if not os.path.isfile(os.path.join(folder, str(face.get("file")))):
+            problems.append(f"{folder}: crop {face.get('file')!r} is missing")
+            break
+    _check_bundle(os.path.join(folder, f"{name}_all.fsz"), len(faces), problems)
+    tops = [n for n in os.listdir(folder) if n.startswith(f"{name}_top") and n.endswith(".fsz")]
+    for top in tops:
+        _check_bundle(os.path.join(folder, top), None, problems)
+
+
+def check_library(root: str | os.PathLike, *, repair: bool = False) -> CheckReport:
+    """Manifests parse and match their folders, relpaths stay inside, bundles are
+    readable zips of PNGs, no interrupted write or leftover staging."""
+    root = os.fspath(root)
+    report = CheckReport()
+    if repair:
+        lib = open_library(root)
+        with library_lock(lib.state_dir):
+            done = recover(root)
+            if done:
+                report.repaired.append(done)
+    if pending(root):
+        report.problems.append(f"{root}: an interrupted write is pending (run check --repair)")
+    for folder in stale_staging(root):
+        report.problems.append(f"{folder}: leftover staging folder (run check --repair)")
+    try:
+        lib = open_library(root)
+    except EraSplitError as exc:
+        report.problems.append(str(exc))
+        return report
+    for array in ("facesets", "thin_eras"):
+        for entry in lib.data.get(array, []):
+            folder = lib.folder_of(entry)
+            if not os.path.isdir(folder):
+                report.problems.append(f"{lib.manifest_file}: {array} entry {entry['name']!r}: folder {entry['relpath']!r} is missing")
+                continue
+            if owned_by(entry):
+                report.eras += entry["era_split"].get("kind") == "era"
+                report.thin += entry["era_split"].get("kind") == "thin"
+                _check_owned(folder, entry, report.problems)
+            else:
+                report.facesets += 1
+    _check_orphans(lib, report.problems)
+    return report
+
+
+def _check_orphans(lib, problems: list[str]) -> None:
+    """Era folders on disk (their manifest says era_split) that no entry points to."""
+    listed = {os.path.realpath(lib.folder_of(e)) for e in lib.facesets + lib.thin_eras}
+    for base in (lib.root, os.path.join(lib.root, THIN_DIR)):
+        try:
+            names = sorted(os.listdir(base))
+        except OSError:
+            continue
+        for name in names:
+            folder = os.path.join(base, name)
+            manifest = os.path.join(folder, MANIFEST)
+            if name.startswith(".") or os.path.realpath(folder) in listed or not os.path.isfile(manifest):
+                continue
+            try:
+                data = read_json(manifest)
+            except EraSplitError:
+                continue
+            if isinstance(data, dict) and isinstance(data.get(OWNER), dict):
+                problems.append(f"{folder}: era folder that no library entry lists")
