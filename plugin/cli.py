@@ -1,4 +1,4 @@
-"""``era-split``: plan, apply, undo, check and the bundled demo.
+"""``era-split``: plan, apply, undo, check, the reference UI and the bundled demo.
 
 Errors are one line on stderr naming the file and the problem, with a non-zero
 exit status. ``plan`` and ``apply`` never import gradio (start-up time).
@@ -160,6 +160,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_ui(args: argparse.Namespace) -> int:
+    from ..hooks.types import HostContext
+    from ..plugin.library import open_library
+
+    open_library(args.library)  # fail early, with one line, on a bad library
+    for r in args.remap:
+        parse_remap(r)
+    roots = tuple(r for r in args.roots.split(",") if r) if args.roots else ()
+    context = HostContext(args.library, args.cache, tuple(args.remap), roots)
+    from ..ui.host_app import build_host_app  # gradio only here
+
+    app = build_host_app(context)
+    app.queue().launch(server_name=args.host, server_port=args.port, inbrowser=False, show_error=True)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import api, synth
 
@@ -199,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("undo", help="remove everything the plugin made for a faceset")
     p.add_argument("faceset")
     p.add_argument("--library", required=True)
+    p = sub.add_parser("ui", help="serve the reference host app with the era tab (Gradio)")
+    _add_source_args(p)
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to serve on (default 127.0.0.1; another only when you mean it)")
     p = sub.add_parser("check", help="validate a library; exit status 1 when something is wrong")
     p.add_argument("--library", required=True)
     p.add_argument("--repair", action="store_true",
@@ -216,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plan(args, write=args.command == "apply")
         if args.command == "undo":
             return cmd_undo(args)
+        if args.command == "ui":
+            return cmd_ui(args)
         if args.command == "check":
             return cmd_check(args)
         if args.command == "demo":

@@ -23,3 +23,51 @@ def test_ci_runs_the_readmes_test_command():
 @pytest.mark.parametrize("flag", sorted(PARAM_FLAGS))
 def test_every_method_flag_is_documented(flag):
     assert f"`{flag}`" in open(README).read()
+
+
+def integrating_section() -> str:
+    text = open(README).read()
+    start = text.index("## Integrating with a host")
+    end = text.index("\n## ", start + 5)
+    return text[start:end]
+
+
+@pytest.mark.parametrize("hook", ["faceset_actions", "register_tabs", "batch_actions", "era_variants"])
+def test_every_hook_is_documented(hook):
+    from era_split.hooks import hookspecs
+
+    assert callable(getattr(hookspecs, hook))
+    assert f"| `{hook}` |" in integrating_section()
+
+
+def test_no_undocumented_hook():
+    from era_split.hooks import hookspecs
+
+    specs = [n for n in dir(hookspecs) if hasattr(getattr(hookspecs, n), "faceset_tools_spec")]
+    assert specs, "hookspecs carry pluggy's marker attribute"
+    for name in specs:
+        assert f"| `{name}` |" in integrating_section(), name
+
+
+def test_roop_snippet_builds_the_tab_inside_a_roop_style_blocks(synth_lib):
+    """Run the README's snippet the way roop-unleashed's ui/main.py builds its UI."""
+    import gradio as gr
+
+    section = integrating_section()
+    code = section.split("<!-- roop-snippet -->")[1].split("```python")[1].split("```")[0]
+    namespace: dict = {}
+    exec(compile(code, "README-snippet", "exec"), namespace)
+
+    def faceswap_tab():
+        with gr.Tab("🎭 Face Swap"):
+            gr.Markdown("host tab")
+
+    with gr.Blocks(title="roop-unleashed") as ui:
+        with gr.Row(variant="compact"):
+            gr.Markdown("roop-unleashed")
+        faceswap_tab()
+        namespace["era_split_tab"](synth_lib.root, synth_lib.cache_file, synth_lib.remaps)
+    labels = [getattr(b, "label", None) for b in ui.blocks.values()]
+    assert "🕰️ Era split" in labels and "Faceset" in labels and "Era buckets" in labels
+    dropdown = next(b for b in ui.blocks.values() if getattr(b, "label", None) == "Faceset")
+    assert [c[0] if isinstance(c, tuple) else c for c in dropdown.choices] == ["faceset_001", "faceset_002"]

@@ -1,0 +1,134 @@
+"""Era Split's implementations of the ``faceset_tools`` hooks."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from ..plugin import api
+from ..plugin.cache import EmbeddingCache, load_cache
+from ..plugin.errors import EraSplitError
+from ..plugin.library import open_library, owned_by
+from ..plugin.paths import parse_remap
+from ..plugin.writer import undo_split
+from .hookspecs import hookimpl
+from .types import ActionResult, BatchAction, BatchItem, EraVariant, FacesetAction, HostContext, Progress, UiTab
+
+
+def _sources(context: HostContext) -> dict:
+    return {
+        "remaps": [parse_remap(r) for r in context.remaps],
+        "roots": list(context.roots) or None,
+    }
+
+
+def _need_cache(context: HostContext) -> str:
+    if not context.cache:
+        raise EraSplitError(None, "no embedding cache configured: start the host with --cache FILE")
+    return context.cache
+
+
+def split_faceset(
+    context: HostContext, faceset: str, progress: Progress | None = None,
+    cache: EmbeddingCache | None = None,
+) -> ActionResult:
+    """Split one faceset with the default parameters and write it."""
+    try:
+        report = api.apply(context.library, faceset, cache or _need_cache(context),
+                           progress=progress, **_sources(context))
+    except EraSplitError as exc:
+        return ActionResult(False, str(exc))
+    r = report.result
+    eras = ", ".join(b.name for b in r.eras) or "no era"
+    return ActionResult(
+        True,
+        f"{faceset}: {len(r.eras)} eras ({eras}) and {len(r.thin)} thin buckets written",
+        {"written": report.written, "warnings": report.warnings},
+    )
+
+
+def undo_faceset(context: HostContext, faceset: str) -> ActionResult:
+    try:
+        removed = undo_split(context.library, faceset)
+    except EraSplitError as exc:
+        return ActionResult(False, str(exc))
+    return ActionResult(True, f"{faceset}: removed {len(removed)} era and thin facesets", {"removed": removed})
+
+
+def split_all(context: HostContext, progress: Progress | None = None) -> list[BatchItem]:
+    """Split every host faceset (never an era variant); a failure is reported and
+    the rest still done."""
+    try:
+        names = [e["name"] for e in open_library(context.library).host_facesets()]
+        cache = load_cache(_need_cache(context))
+    except EraSplitError as exc:
+        return [BatchItem("(library)", False, str(exc))]
+    items = []
+    for i, name in enumerate(names):
+        if progress:
+            progress(f"splitting {name}", i, len(names))
+        result = split_faceset(context, name, cache=cache)
+        items.append(BatchItem(name, result.ok, result.message))
+    if progress:
+        progress("done", len(names), len(names))
+    return items
+
+
+@hookimpl
+def faceset_actions(context: HostContext, faceset: str) -> list[FacesetAction]:
+    lib = open_library(context.library)
+    entry = next((e for e in lib.facesets if e.get("name") == faceset), None)
+    if entry is None or owned_by(entry):
+        return []  # era variants are never split again
+    actions = [FacesetAction(
+        "era_split.split", "Split by era",
+        "Split this faceset into era facesets by face sub-clusters and photo dates",
+        lambda progress=None: split_faceset(context, faceset, progress),
+    )]
+    if any(owned_by(e, faceset) for e in lib.facesets + lib.thin_eras):
+        actions.append(FacesetAction(
+            "era_split.undo", "Undo era split",
+            "Remove every era and thin faceset made for this faceset",
+            lambda progress=None: undo_faceset(context, faceset),
+        ))
+    return actions
+
+
+@hookimpl
+def batch_actions(context: HostContext) -> list[BatchAction]:
+    return [BatchAction(
+        "era_split.split_all", "Split all facesets by era",
+        "Split every faceset of the library (era variants excluded)",
+        lambda progress=None: split_all(context, progress),
+    )]
+
+
+@hookimpl
+def register_tabs(context: HostContext) -> list[UiTab]:
+    def build() -> object:
+        from ..ui.era_tab import build_era_tab  # gradio only when a UI is built
+
+        return build_era_tab(context)
+
+    return [UiTab("Era split", build)]
+
+
+@hookimpl
+def era_variants(context: HostContext, faceset: str) -> list[EraVariant]:
+    lib = open_library(context.library)
+    variants = []
+    for entry in lib.era_variants(faceset):
+        meta = entry["era_split"]
+        folder = lib.folder_of(entry)
+        name = entry["name"]
+        tops = sorted(glob.glob(os.path.join(glob.escape(folder), f"{glob.escape(name)}_top*.fsz")))
+        thumbs = sorted(glob.glob(os.path.join(glob.escape(folder), "*.png")))[:4]
+        span = meta.get("span")
+        variants.append(EraVariant(
+            name=name, parent=faceset, dom_year=meta.get("dom_year"),
+            span=tuple(span) if span else None, faces=int(entry.get("faces", 0)),
+            fsz=os.path.join(folder, f"{name}_all.fsz"), top_fsz=tops[0] if tops else None,
+            thumbnails=tuple(thumbs),
+        ))
+    variants.sort(key=lambda v: (v.dom_year is None, v.span or (0, 0), v.name))
+    return variants

@@ -1,0 +1,77 @@
+"""What the hooks pass and return: small dataclasses a host can read without
+knowing the plugin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+# progress(stage, done, total): how far a long action is
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class HostContext:
+    """Where the host keeps its data; handed to every hook."""
+
+    library: str  # folder holding the library manifest.json
+    cache: str | None = None  # embedding cache (.npz)
+    remaps: tuple[str, ...] = ()  # OLD=NEW: where recorded photo paths live now
+    roots: tuple[str, ...] = ()  # scan roots, as the cache records paths
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FacesetAction:
+    """An action on one faceset; ``run(progress=None)`` does it."""
+
+    id: str
+    label: str
+    description: str
+    run: Callable[..., ActionResult]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    faceset: str
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class BatchAction:
+    """A batch-menu entry; ``run(progress=None)`` returns one BatchItem per faceset
+    and carries on past failures."""
+
+    id: str
+    label: str
+    description: str
+    run: Callable[..., list[BatchItem]]
+
+
+@dataclass(frozen=True)
+class UiTab:
+    """A tab: the host opens ``gr.Tab(title)`` inside its Blocks and calls ``build()``."""
+
+    title: str
+    build: Callable[[], object]
+
+
+@dataclass(frozen=True)
+class EraVariant:
+    """One era faceset of a parent, as the swap UI's target-era picker shows it."""
+
+    name: str
+    parent: str
+    dom_year: int | None
+    span: tuple[int, int] | None
+    faces: int
+    fsz: str  # path of <name>_all.fsz
+    top_fsz: str | None  # path of <name>_top<N>.fsz
+    thumbnails: tuple[str, ...]  # paths of the best crops, best first

@@ -1,0 +1,185 @@
+"""The four user paths, clicked through in real headless Chromium (Debian's
+``chromium`` driven by Playwright). Screenshots go to ``screenshots/`` (ignored)."""
+
+import json
+import os
+import shutil
+import socket
+
+import pytest
+
+from era_split.hooks.hookspecs import hookimpl
+from era_split.hooks.manager import get_plugin_manager
+from era_split.hooks.types import HostContext, UiTab
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+SHOTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "screenshots")
+REQUIRED = os.environ.get("ERA_SPLIT_REQUIRE_BROWSER") == "1"
+
+
+def _need(ok: bool, why: str) -> None:
+    if not ok:
+        if REQUIRED:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _need(False, "playwright is not installed")
+    _need(os.path.exists(CHROMIUM), f"no chromium at {CHROMIUM}")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def serve():
+    apps = []
+
+    def start(app):
+        port = free_port()
+        app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        apps.append(app)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()
+
+
+def shot(page, name):
+    os.makedirs(SHOTS, exist_ok=True)
+    page.screenshot(path=os.path.join(SHOTS, f"{name}.png"), full_page=True)
+
+
+def pick(page, elem_id, option):
+    page.locator(f"#{elem_id} input").first.click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def host_app(lib, pm=None):
+    from era_split.ui.host_app import build_host_app
+
+    return build_host_app(HostContext(lib.root, lib.cache_file, tuple(lib.remaps)), pm)
+
+
+def test_preview_apply_then_pick_the_era_when_swapping(synth_lib, serve, page):
+    url = serve(host_app(synth_lib))
+    page.goto(url)
+    page.get_by_role("tab", name="Era split").click()
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#era-timeline .era-timeline-row")
+    summary = page.locator("#era-summary").inner_text()
+    assert "faceset_001" in summary and "eras" in summary
+    table = page.locator("#era-buckets").inner_text()
+    assert "faceset_001_20" in table
+    assert page.locator("#era-gallery img").count() >= 3
+    # preview wrote nothing
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    assert not any("era_split" in e for e in manifest["facesets"])
+    # the thin fragments sit in their own collapsed section
+    thin = page.locator("#era-thin-section")
+    assert thin.count() == 1
+    thin.get_by_text("Thin fragments (kept apart in _thin/)").click()
+    page.wait_for_selector("#era-thin")
+    shot(page, "era-preview")
+
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_selector("#era-summary :text('Applied')")
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    eras = [e["name"] for e in manifest["facesets"] if "era_split" in e]
+    assert eras
+
+    page.get_by_role("tab", name="Face swap").click()
+    pick(page, "swap-source", "faceset_001")
+    page.wait_for_selector(f"#swap-target label:has-text('{eras[0]}')")
+    for name in eras:
+        assert page.locator(f"#swap-target label:has-text('{name}')").count() == 1
+    assert page.locator("#swap-eras img").count() == len(eras)
+    page.locator(f"#swap-target label:has-text('{eras[-1]}')").click()
+    load = page.locator("#swap-load textarea, #swap-load input").first
+    page.wait_for_function(
+        "([sel, name]) => document.querySelector(sel).value.endsWith(name)",
+        arg=["#swap-load textarea, #swap-load input", f"{eras[-1]}_all.fsz"],
+    )
+    assert load.input_value().endswith(os.path.join(eras[-1], f"{eras[-1]}_all.fsz"))
+    shot(page, "face-swap-target-era")
+
+
+def test_split_by_era_action_in_the_face_swap_tab(synth_lib, serve, page):
+    page.goto(serve(host_app(synth_lib)))
+    pick(page, "swap-source", "faceset_002")
+    page.wait_for_function("() => document.querySelector('#swap-actions input').value === 'Split by era'")
+    page.get_by_role("button", name="Run action").click()
+    page.wait_for_selector("#swap-action-result :text('Split by era')")
+    assert "written" in page.locator("#swap-action-result").inner_text()
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    owned = [e for e in manifest["facesets"] + manifest.get("thin_eras", []) if "era_split" in e]
+    assert owned and all(e["era_split"]["parent"] == "faceset_002" for e in owned)
+    shot(page, "face-swap-action")
+
+
+def test_batch_split_of_a_two_faceset_library(synth_lib, serve, page):
+    page.goto(serve(host_app(synth_lib)))
+    page.get_by_role("tab", name="Batch").click()
+    page.get_by_role("button", name="Run batch").click()
+    page.wait_for_selector("#batch-summary :text('2 done, 0 failed')")
+    text = page.locator("#batch-results").inner_text()
+    assert "faceset_001" in text and "faceset_002" in text
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    parents = {e["era_split"]["parent"] for e in manifest["facesets"] + manifest.get("thin_eras", [])
+               if "era_split" in e}
+    assert parents == {"faceset_001", "faceset_002"}
+    shot(page, "batch")
+
+
+def test_bad_parameter_and_broken_plugin_show_errors_not_tracebacks(synth_lib, serve, page):
+    class Broken:
+        @hookimpl
+        def register_tabs(self):
+            def build():
+                raise RuntimeError("this plugin is broken")
+            return [UiTab("Broken plugin", build)]
+
+    pm = get_plugin_manager()
+    pm.register(Broken(), name="broken")
+    try:
+        page.goto(serve(host_app(synth_lib, pm)))
+    finally:
+        pm.unregister(name="broken")
+    page.get_by_role("tab", name="Broken plugin").click()
+    page.wait_for_selector("text=this plugin is broken")
+    page.get_by_role("tab", name="Era split").click()
+    page.get_by_text("Parameters (the seed's defaults)").click()
+    box = page.get_by_label("Recovery radius")
+    for _ in range(20):  # the field may still be settling right after the accordion opens
+        box.fill("9")
+        box.press("Tab")
+        page.wait_for_timeout(250)
+        if box.input_value() == "9":
+            break
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("text=recovery must be a cosine distance in [0, 2], got 9")
+    shot(page, "errors")

@@ -1,0 +1,162 @@
+"""The Era split tab: pick a faceset, tune the method, preview the buckets, apply.
+
+``build_era_tab`` adds its components to the *current* Blocks, so one builder
+serves a host tab, the standalone app and ``.render()``. Per-user data lives in
+``gr.State``; handlers are thin wrappers around the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ..hooks.types import HostContext
+from ..plugin import api
+from ..plugin.errors import EraSplitError
+from ..plugin.library import open_library
+from ..plugin.paths import parse_remap
+from ..plugin.writer import apply_split, undo_split
+from . import views
+
+
+@dataclass
+class EraTab:
+    """Handles to the tab's components, for a host that wires more events."""
+
+    faceset: gr.Dropdown
+    preview: gr.Button
+    apply: gr.Button
+    undo: gr.Button
+    summary: gr.Markdown
+    buckets: gr.Dataframe
+    gallery: gr.Gallery
+    timeline: gr.HTML
+    thin: gr.Dataframe
+    state: gr.State
+
+
+def host_faceset_names(library: str) -> list[str]:
+    try:
+        return [e["name"] for e in open_library(library).host_facesets()]
+    except EraSplitError:
+        return []
+
+
+def _progress_cb(progress: gr.Progress) -> Callable[[str, int, int], None]:
+    def cb(stage: str, done: int, total: int) -> None:
+        progress(done / total if total else 1.0, desc=stage)
+    return cb
+
+
+def build_era_tab(
+    context: HostContext,
+    *,
+    plan_fn: Callable = api.plan,
+    apply_fn: Callable = apply_split,
+    undo_fn: Callable = undo_split,
+) -> EraTab:
+    """Add the era tab's components and events to the current ``gr.Blocks``."""
+    names = host_faceset_names(context.library)
+    sources = {"remaps": [parse_remap(r) for r in context.remaps], "roots": list(context.roots) or None}
+
+    with gr.Row():
+        faceset = gr.Dropdown(names, value=names[0] if names else None, label="Faceset", scale=3)
+        refresh = gr.Button("↻ Refresh list", scale=1)
+    with gr.Accordion("Parameters (the seed's defaults)", open=False):
+        with gr.Row():
+            inputs = [
+                gr.Number(value=v, label=label, precision=0 if kind is int else None, min_width=140)
+                for (_, label, kind), v in zip(views.PARAM_FIELDS, views.default_values())
+            ]
+        undated = gr.Radio(["standalone", "attach"], value="standalone",
+                           label="Undated fragments (year rule cannot be checked)")
+    with gr.Row():
+        preview = gr.Button("Preview", variant="secondary")
+        apply = gr.Button("Apply", variant="primary")
+        undo = gr.Button("Undo split", variant="stop")
+    summary = gr.Markdown(elem_id="era-summary")
+    buckets = gr.Dataframe(headers=views.BUCKET_HEADERS, label="Era buckets", interactive=False,
+                           elem_id="era-buckets")
+    gallery = gr.Gallery(label="Best crops per era", columns=6, height="auto", elem_id="era-gallery")
+    gr.Markdown("**Year timeline**: faces per year in each bucket (grey: thin)")
+    timeline = gr.HTML(elem_id="era-timeline")
+    with gr.Accordion("Thin fragments (kept apart in _thin/)", open=False, elem_id="era-thin-section"):
+        thin = gr.Dataframe(headers=views.BUCKET_HEADERS, label="Thin fragments", interactive=False,
+                            elem_id="era-thin")
+    state = gr.State(None)  # (faceset, requested params, SplitResult) of the last preview
+
+    def params_or_error(values: list, mode: str):
+        try:
+            return views.params_from_values(values, mode)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def show(key, result):
+        return (
+            (*key, result),
+            views.summary_markdown(result),
+            views.bucket_rows(result.eras),
+            views.preview_gallery(result.eras),
+            views.timeline_html(result.buckets),
+            views.bucket_rows(result.thin),
+        )
+
+    def plan(name, mode, values, progress):
+        if not name:
+            raise gr.Error("Pick a faceset first.")
+        params = params_or_error(list(values), mode)
+        if not context.cache:
+            raise gr.Error("No embedding cache configured: start with --cache FILE.")
+        try:
+            result = plan_fn(context.library, name, context.cache, params,
+                             progress=_progress_cb(progress), **sources)
+        except EraSplitError as exc:
+            raise gr.Error(str(exc)) from None
+        return (name, params), result
+
+    def on_preview(name, mode, *values, progress=gr.Progress()):
+        key, result = plan(name, mode, values, progress)
+        if not result.eras:
+            gr.Warning("No era: every bucket is thin. Try a lower anchor size or a higher sub-cluster threshold.")
+        return show(key, result)
+
+    def on_apply(last, name, mode, *values, progress=gr.Progress()):
+        requested = (name, params_or_error(list(values), mode))
+        if last and tuple(last[:2]) == requested:
+            key, result = requested, last[2]  # write exactly what was previewed
+        else:
+            key, result = plan(name, mode, values, progress)
+        try:
+            report = apply_fn(context.library, result, progress=_progress_cb(progress))
+        except EraSplitError as exc:
+            raise gr.Error(str(exc)) from None
+        for warning in report.warnings:
+            gr.Warning(warning)
+        gr.Info(f"Wrote {len(report.written)} facesets for {name}.")
+        out = show(key, report.result)
+        return (out[0], out[1] + f"  \n**Applied**: wrote {len(report.written)} facesets.") + out[2:]
+
+    def on_undo(name):
+        if not name:
+            raise gr.Error("Pick a faceset first.")
+        try:
+            removed = undo_fn(context.library, name)
+        except EraSplitError as exc:
+            raise gr.Error(str(exc)) from None
+        return f"**Undone**: removed {len(removed)} era and thin facesets of {name}."
+
+    outputs = [state, summary, buckets, gallery, timeline, thin]
+    preview.click(on_preview, [faceset, undated, *inputs], outputs)
+    apply.click(on_apply, [state, faceset, undated, *inputs], outputs)
+    undo.click(on_undo, [faceset], [summary])
+    refresh.click(lambda: gr.update(choices=host_faceset_names(context.library)), None, [faceset])
+    return EraTab(faceset, preview, apply, undo, summary, buckets, gallery, timeline, thin, state)
+
+
+def era_tab_app(context: HostContext) -> gr.Blocks:
+    """The era tab alone, as a standalone app."""
+    with gr.Blocks(title="Era Split") as app:
+        build_era_tab(context)
+    return app

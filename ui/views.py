@@ -1,0 +1,129 @@
+"""What the era tab shows, computed from a SplitResult. No Gradio here, so every
+piece can be tested on its own."""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from collections.abc import Sequence
+
+from PIL import Image
+
+from ..plugin.crops import open_displayed, render_crop
+from ..plugin.params import SplitParams
+from ..plugin.pipeline import REASONS, Bucket, SplitResult
+
+# (field, label, kind) in the order the tab shows them
+PARAM_FIELDS = [
+    ("recovery", "Recovery radius", float),
+    ("tighten", "Tighten radius", float),
+    ("subcluster", "Sub-cluster threshold", float),
+    ("anchor_min", "Anchor size (0 or blank: scaled to the identity)", int),
+    ("fragment_dist", "Fragment max distance", float),
+    ("fragment_years", "Fragment max years apart", int),
+    ("min_face", "Min face size (px)", float),
+    ("min_blur", "Min sharpness", float),
+    ("min_det", "Min detector score", float),
+    ("pad", "Crop padding", float),
+    ("size", "Crop size (px)", int),
+    ("top", "Top-N bundle size", int),
+]
+
+BUCKET_HEADERS = ["name", "faces", "dominant year", "span", "anchor", "why"]
+
+
+def params_from_values(values: Sequence[object], undated_fragments: str = "standalone") -> SplitParams:
+    """SplitParams from the tab's inputs; raises ValueError with a readable message."""
+    given: dict[str, object] = {"undated_fragments": undated_fragments}
+    for (name, label, kind), value in zip(PARAM_FIELDS, values):
+        if name == "anchor_min" and value in (None, "", 0):
+            continue  # a blank Number arrives as 0 on some gradio versions
+        if value is None or value == "":
+            raise ValueError(f"{label} is empty")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{label} must be a number, got {value!r}") from None
+        if kind is int:
+            if number != int(number):
+                raise ValueError(f"{label} must be a whole number, got {value}")
+            given[name] = int(number)
+        else:
+            given[name] = number
+    return SplitParams(**given)  # type: ignore[arg-type]
+
+
+def default_values() -> list[object]:
+    p = SplitParams()
+    return [getattr(p, name) for name, _, _ in PARAM_FIELDS]
+
+
+def _span(bucket: Bucket) -> str:
+    return f"{bucket.span[0]}–{bucket.span[1]}" if bucket.span else "undated"
+
+
+def bucket_rows(buckets: Sequence[Bucket]) -> list[list[object]]:
+    return [
+        [b.name, len(b.faces), b.dom_year or "", _span(b), "yes" if b.anchor else "",
+         REASONS.get(b.reason, b.reason)]
+        for b in buckets
+    ]
+
+
+def summary_markdown(result: SplitResult) -> str:
+    c = result.counts
+    p = result.params
+    left = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c["left_out"].items()) or "none"
+    return (
+        f"**{result.faceset}**: {len(result.eras)} eras, {len(result.thin)} thin fragments  \n"
+        f"cache {c['cache']} → candidates {c['candidates']} → recovered {c['recovered']} → "
+        f"gated {c['gated']} → survivors {c['survivors']} → clustered {c['clustered']}  \n"
+        f"{c['subclusters']} sub-clusters, {c['anchors']} anchors; "
+        f"{c['dated_paths']} of {c['paths']} photos dated  \n"
+        f"anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
+        f"left out: {left}"
+    )
+
+
+def timeline_html(buckets: Sequence[Bucket]) -> str:
+    """One row per bucket, one bar per year: what each era holds."""
+    per = [Counter(f.year for f in b.faces if f.year) for b in buckets]
+    years = sorted(set().union(*per)) if per else []
+    if not years:
+        return "<p>No dated faces.</p>"
+    years = list(range(years[0], years[-1] + 1))
+    top = max(max(c.values(), default=0) for c in per) or 1
+    head = "".join(f"<th style='font-size:10px;padding:0 1px'>{str(y)[2:]}</th>" for y in years)
+    rows = []
+    for b, counts in zip(buckets, per):
+        undated = sum(1 for f in b.faces if not f.year)
+        cells = "".join(
+            "<td style='vertical-align:bottom;padding:0 1px' title='{y}: {n}'>"
+            "<div style='width:12px;height:{h}px;background:{c}'></div></td>".format(
+                y=y, n=counts.get(y, 0), h=max(1, round(40 * counts.get(y, 0) / top)) if counts.get(y) else 0,
+                c="#3b82f6" if b.kind == "era" else "#9ca3af",
+            )
+            for y in years
+        )
+        rows.append(
+            f"<tr class='era-timeline-row' data-bucket='{html.escape(b.name)}'>"
+            f"<td style='white-space:nowrap;padding-right:8px'>{html.escape(b.name)}</td>{cells}"
+            f"<td style='padding-left:8px;font-size:11px'>{undated} undated</td></tr>"
+        )
+    return (
+        "<table class='era-timeline' style='border-collapse:collapse'>"
+        f"<tr><th></th>{head}<th></th></tr>{''.join(rows)}</table>"
+    )
+
+
+def preview_gallery(buckets: Sequence[Bucket], per_bucket: int = 3, size: int = 160) -> list[tuple[Image.Image, str]]:
+    """The best crops of each era, rendered in memory (a preview writes nothing)."""
+    items = []
+    for b in buckets:
+        for rank, face in enumerate(b.faces[:per_bucket]):
+            try:
+                crop = render_crop(open_displayed(face.path), face.box, size)
+            except Exception:
+                continue  # a photo that vanished since the plan: nothing to show
+            items.append((crop, f"{b.name} #{rank + 1}"))
+    return items
