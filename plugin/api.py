@@ -15,9 +15,11 @@ from .paths import Remap
 from .photos import PhotoCache, read_photos
 from .pipeline import Progress, SplitResult, analyse
 from .library import open_library
+from .timing import Stopwatch, lap
 from .writer import ApplyReport, apply_split
 
 PHOTO_CACHE = "photos.json"
+CACHE_STORE = "cache"
 
 
 def plan(
@@ -29,13 +31,15 @@ def plan(
     remaps: Sequence[Remap] = (),
     roots: Sequence[str] | None = None,
     progress: Progress | None = None,
+    clock: Stopwatch | None = None,
 ) -> SplitResult:
-    """Analyse one faceset; writes nothing but the photo cache under ``.era_split/``."""
+    """Analyse one faceset; writes nothing but caches under ``.era_split/``."""
     lib = open_library(library)
     entry = lib.find_faceset(faceset)
     keys, manifest = lib.faceset_keys(entry)
     if not isinstance(cache, EmbeddingCache):
-        cache = load_cache(cache)
+        with lap(clock, "load"):
+            cache = load_cache(cache, os.path.join(lib.state_dir, CACHE_STORE))
     photo_cache = PhotoCache(os.path.join(lib.state_dir, PHOTO_CACHE))
     return analyse(
         cache,
@@ -47,6 +51,7 @@ def plan(
         roots=roots,
         taken_names=lib.taken_names(faceset),
         source=manifest,
+        clock=clock,
     )
 
 
@@ -59,7 +64,8 @@ def apply(
     remaps: Sequence[Remap] = (),
     roots: Sequence[str] | None = None,
     progress: Progress | None = None,
+    clock: Stopwatch | None = None,
 ) -> ApplyReport:
     """Plan and write one faceset's split into the library."""
-    result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress)
-    return apply_split(library, result, progress=progress)
+    result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress, clock=clock)
+    return apply_split(library, result, progress=progress, clock=clock)

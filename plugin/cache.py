@@ -1,16 +1,30 @@
-"""Read the host's embedding cache (``.npz``), validated and normalised."""
+"""Read the host's embedding cache (``.npz``), validated and normalised.
+
+A big cache (a million faces is 2 GB of embeddings) is converted once into
+``.npy`` files under ``<library>/.era_split/cache/`` and memory-mapped from then
+on: a plan reads only the pages it touches, and the conversion is redone when
+the ``.npz`` changes size or mtime.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import EraSplitError
 
 REQUIRED = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur")
+STORE_FIELDS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short",
+                "key_order", "path_order")
+STORE_VERSION = 1
+CONVERT_BYTES = 64 * 2**20  # caches bigger than this are converted and memory-mapped
 
 
 @dataclass(frozen=True)
@@ -29,19 +43,54 @@ class EmbeddingCache:
     blur: np.ndarray
     face_short: np.ndarray
     source: str = ""
+    key_order: np.ndarray | None = field(default=None, repr=False)  # argsort of keys
+    path_order: np.ndarray | None = field(default=None, repr=False)  # argsort of paths
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def index_of(self) -> dict[str, int]:
-        return {k: i for i, k in enumerate(self.keys.tolist())}
+    def rows_of(self, keys: list[str]) -> tuple[np.ndarray, int]:
+        """Rows of ``keys`` (first occurrences, in order), and how many are absent."""
+        order = self.key_order if self.key_order is not None else np.argsort(self.keys, kind="stable")
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return np.zeros(0, dtype=np.int64), 0
+        sorted_keys = self.keys[order]
+        pos = np.searchsorted(sorted_keys, np.array(wanted, dtype=str))
+        pos = np.minimum(pos, len(order) - 1)
+        found = sorted_keys[pos] == np.array(wanted, dtype=str)
+        rows = order[pos[found]].astype(np.int64)
+        return rows, int((~found).sum())
+
+    def rows_by_path(self, paths: set[str]) -> dict[str, list[int]]:
+        """Every row recorded for each of ``paths`` (any identity)."""
+        out: dict[str, list[int]] = {p: [] for p in paths}
+        if not paths:
+            return out
+        order = self.path_order if self.path_order is not None else np.argsort(self.paths, kind="stable")
+        sorted_paths = self.paths[order]
+        for p in sorted(paths):
+            lo = np.searchsorted(sorted_paths, p, side="left")
+            hi = np.searchsorted(sorted_paths, p, side="right")
+            out[p] = sorted(order[lo:hi].tolist())
+        return out
 
 
-def load_cache(path: str | os.PathLike) -> EmbeddingCache:
-    """Load and validate an embedding cache; raise :class:`EraSplitError` on bad input."""
+def load_cache(path: str | os.PathLike, store_dir: str | None = None) -> EmbeddingCache:
+    """Load and validate an embedding cache; raise :class:`EraSplitError` on bad input.
+
+    With ``store_dir``, a cache over 64 MB is converted once into memory-mapped
+    ``.npy`` files there and read from them afterwards.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise EraSplitError(path, "embedding cache not found")
+    if store_dir and os.path.getsize(path) > CONVERT_BYTES:
+        return _from_store(path, store_dir)
+    return _read_npz(path)
+
+
+def _read_npz(path: str) -> EmbeddingCache:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -96,7 +145,7 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
         dup = unique[counts > 1][:3].tolist()
         raise EraSplitError(path, f"duplicate keys: {', '.join(dup)}")
 
-    emb = emb.astype(np.float32)
+    emb = np.array(emb, dtype=np.float32)  # a private copy: normalised in place below
     if not np.isfinite(emb).all():
         bad = int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])
         raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} holds NaN or infinity")
@@ -135,3 +184,51 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
         face_short=face_short,
         source=path,
     )
+
+
+def _store_stamp(path: str) -> dict:
+    st = os.stat(path)
+    return {"version": STORE_VERSION, "source": os.path.abspath(path),
+            "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _from_store(path: str, store_dir: str) -> EmbeddingCache:
+    """The converted, memory-mapped form of ``path``; converted first when stale."""
+    folder = os.path.join(store_dir, hashlib.sha1(os.path.abspath(path).encode()).hexdigest()[:16])
+    stamp = _store_stamp(path)
+    meta_file = os.path.join(folder, "meta.json")
+    try:
+        with open(meta_file, encoding="utf-8") as fh:
+            fresh = json.load(fh) == stamp
+    except (OSError, ValueError):
+        fresh = False
+    if not fresh:
+        cache = _read_npz(path)
+        try:
+            _write_store(cache, folder, stamp)
+        except OSError:
+            return cache  # a read-only library: use it from memory this time
+    arrays = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r") for name in STORE_FIELDS}
+    return EmbeddingCache(source=path, **arrays)
+
+
+def _write_store(cache: EmbeddingCache, folder: str, stamp: dict) -> None:
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".convert-", dir=parent)
+    try:
+        arrays = {
+            "keys": cache.keys, "paths": cache.paths, "embeddings": cache.embeddings,
+            "bboxes": cache.bboxes, "det_score": cache.det_score, "blur": cache.blur,
+            "face_short": cache.face_short,
+            "key_order": np.argsort(cache.keys, kind="stable"),
+            "path_order": np.argsort(cache.paths, kind="stable"),
+        }
+        for name, arr in arrays.items():
+            np.save(os.path.join(tmp, f"{name}.npy"), arr)
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as fh:
+            json.dump(stamp, fh)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

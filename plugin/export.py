@@ -7,13 +7,16 @@ of every PNG), ``<name>_top<N>.fsz``, ``manifest.json`` and ``<name>.txt``.
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
 import shutil
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
-from .crops import encode_png, open_displayed, render_crop
+from .cropworker import render_task
 from .fsutil import atomic_write_bytes, dump_json
 from .params import SplitParams
 from .pipeline import Bucket, Face, SplitResult
@@ -28,35 +31,96 @@ def crop_file(index: int) -> str:
     return f"{index:04d}.png"
 
 
-def render_crops(
-    faces: Sequence[Face], out_dir: str, size: int, progress: Progress | None = None
-) -> dict[str, str]:
-    """Write ``<out_dir>/<key-index>.png`` for each face, decoding each photo once.
+def crop_name(face: Face, size: int, st: os.stat_result) -> str:
+    """Cache name of a crop: source file, its size and mtime, the crop box, the output size."""
+    ident = f"{face.path}\0{st.st_size}\0{st.st_mtime_ns}\0{face.box}\0{size}"
+    return hashlib.sha1(ident.encode("utf-8", "surrogateescape")).hexdigest()[:24] + ".png"
 
-    Returns {key: reason} for faces whose photo could not be decoded.
+
+def render_crops(
+    faces: Sequence[Face],
+    cache_dir: str,
+    size: int,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Crop files in ``cache_dir`` for ``faces``, rendering only those not cached.
+
+    Returns ({key: crop file}, {key: reason} for faces whose photo failed).
+    Photos are decoded in worker processes when there are enough of them.
     """
-    by_photo: dict[str, list[int]] = defaultdict(list)
-    for i, face in enumerate(faces):
-        by_photo[face.path].append(i)
+    os.makedirs(cache_dir, exist_ok=True)
+    stats: dict[str, os.stat_result | None] = {}
+    files: dict[str, str] = {}
     failed: dict[str, str] = {}
+    todo: dict[str, list] = defaultdict(list)
+    keys_of: dict[str, list[str]] = defaultdict(list)
+    for face in faces:
+        if face.path not in stats:
+            try:
+                stats[face.path] = os.stat(face.path)
+            except OSError:
+                stats[face.path] = None
+        st = stats[face.path]
+        if st is None:
+            failed[face.key] = "missing_photo"
+            continue
+        name = crop_name(face, size, st)
+        files[face.key] = os.path.join(cache_dir, name)
+        keys_of[face.path].append(face.key)
+        if not os.path.exists(files[face.key]):
+            todo[face.path].append((name, face.box))
+    tasks = [(path, jobs, size, cache_dir) for path, jobs in sorted(todo.items())]
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     done = 0
-    for path in sorted(by_photo):
-        members = by_photo[path]
-        try:
-            image = open_displayed(path)
-        except FileNotFoundError:
-            failed.update({faces[i].key: "missing_photo" for i in members})
-        except Exception:  # any decoder failure: a truncated or corrupt photo
-            failed.update({faces[i].key: "unreadable_photo" for i in members})
-        else:
-            for i in members:
-                png = encode_png(render_crop(image, faces[i].box, size))
-                with open(os.path.join(out_dir, f"{i}.png"), "wb") as fh:
-                    fh.write(png)
-        done += len(members)
+    for path, reason in _run(tasks, workers):
+        if reason:
+            for key in keys_of[path]:
+                failed[key] = reason
+                files.pop(key, None)
+        done += 1
         if progress:
-            progress("crops", done, len(faces))
-    return failed
+            progress("crops", done, len(tasks))
+    return files, failed
+
+
+def _run(tasks: list[tuple], workers: int):
+    if workers > 1 and len(tasks) >= 16:
+        ctx = multiprocessing.get_context(
+            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        )
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            yield from pool.map(render_task, tasks, chunksize=4)
+    else:
+        for task in tasks:
+            yield render_task(task)
+
+
+def prune_crop_cache(cache_dir: str, keep: set[str]) -> None:
+    """Drop cached crops this faceset's latest split no longer uses."""
+    try:
+        names = os.listdir(cache_dir)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(cache_dir, name)
+        if path not in keep:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def bundle_key(names: Sequence[str]) -> str:
+    """Content key of a bundle: its crops (cache names) in order."""
+    return hashlib.sha1("\n".join(names).encode()).hexdigest()[:16]
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def write_fsz(path: str, files: Sequence[tuple[str, str]]) -> int:
@@ -121,25 +185,41 @@ def _thin_text(bucket: Bucket, params: SplitParams) -> str:
     )
 
 
-def write_bucket(folder: str, bucket: Bucket, result: SplitResult, crops: Sequence[str]) -> int:
-    """Fill an empty ``folder`` for ``bucket``; ``crops`` are rendered PNGs in rank
-    order (moved in). Returns the size of ``_all.fsz``."""
+def write_bucket(
+    folder: str,
+    bucket: Bucket,
+    result: SplitResult,
+    crops: Sequence[str],
+    reuse: dict[str, str] | None = None,
+) -> int:
+    """Fill an empty ``folder`` for ``bucket``; ``crops`` are cached PNGs in rank
+    order (hard-linked in). A bundle whose key is in ``reuse`` (key -> existing
+    .fsz) is linked rather than rewritten. Returns the size of ``_all.fsz``."""
     params = result.params
+    reuse = reuse or {}
     os.makedirs(folder, exist_ok=True)
     entries, files = [], []
     for rank, (face, src) in enumerate(zip(bucket.faces, crops)):
         name = crop_file(rank)
         dst = os.path.join(folder, name)
-        shutil.move(src, dst)
+        _link_or_copy(src, dst)
         files.append((name, dst))
         entries.append(face_entry(face, name))
-    all_size = write_fsz(os.path.join(folder, f"{bucket.name}_all.fsz"), files)
-    write_fsz(os.path.join(folder, f"{bucket.name}_top{params.top}.fsz"), files[: params.top])
+    cache_names = [os.path.basename(c) for c in crops]
+    keys = {"all": bundle_key(cache_names), "top": bundle_key(cache_names[: params.top])}
+    for kind, name, members in (("all", f"{bucket.name}_all.fsz", files),
+                                ("top", f"{bucket.name}_top{params.top}.fsz", files[: params.top])):
+        target = os.path.join(folder, name)
+        if keys[kind] in reuse and os.path.isfile(reuse[keys[kind]]):
+            _link_or_copy(reuse[keys[kind]], target)
+        else:
+            write_fsz(target, members)
+    all_size = os.path.getsize(os.path.join(folder, f"{bucket.name}_all.fsz"))
     manifest = {
         "name": bucket.name,
         "faces": entries,
         "era_split": {**ownership(bucket, result), "fragments": bucket.fragments,
-                      "params": params.as_dict()},
+                      "params": params.as_dict(), "bundles": keys},
     }
     atomic_write_bytes(os.path.join(folder, "manifest.json"), dump_json(manifest))
     atomic_write_bytes(os.path.join(folder, f"{bucket.name}.txt"), _marker_text(bucket, result).encode())

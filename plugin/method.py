@@ -25,9 +25,18 @@ def centroid(emb: np.ndarray) -> np.ndarray:
     return c / norm
 
 
-def distance_to(emb: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Cosine distance of every row of ``emb`` (n, d) to the unit vector ``c``."""
-    return 1.0 - emb.astype(np.float64) @ c
+def distance_to(emb: np.ndarray, c: np.ndarray, block: int = 1 << 16) -> np.ndarray:
+    """Cosine distance of every row of ``emb`` (n, d) to the unit vector ``c``.
+
+    Done in row blocks in the rows' own precision, so a memory-mapped million-row
+    float32 cache is streamed, never copied whole.
+    """
+    dtype = emb.dtype if emb.dtype in (np.float32, np.float64) else np.float64
+    c = np.asarray(c, dtype=dtype)
+    out = np.empty(len(emb), dtype=np.float64)
+    for start in range(0, len(emb), block):
+        out[start : start + block] = np.asarray(emb[start : start + block], dtype=dtype) @ c
+    return 1.0 - out
 
 
 def recover(emb: np.ndarray, seed_centroid: np.ndarray, scope: np.ndarray, radius: float) -> np.ndarray:
@@ -75,37 +84,98 @@ def cosine_distance_matrix(x: np.ndarray, block: int = 4096) -> np.ndarray:
     return np.maximum(out, out.T, out=out)
 
 
-def _condensed(d: np.ndarray) -> np.ndarray:
-    return d[np.triu_indices(len(d), k=1)]
+def condensed_cosine(x: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Condensed (upper-triangle, row-major) float64 cosine distances of unit rows,
+    built a row block at a time: n(n-1)/2 doubles and one block, never n x n."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    out = np.empty(n * (n - 1) // 2, dtype=np.float64)
+    pos = 0
+    for start in range(0, n, block):
+        stop = min(n, start + block)
+        d = 1.0 - x[start:stop] @ x[start:].T
+        np.clip(d, 0.0, 2.0, out=d)
+        for i in range(start, stop):
+            row = d[i - start, i - start + 1 :]
+            out[pos : pos + len(row)] = row
+            pos += len(row)
+    return out
+
+
+def threshold_components(x: np.ndarray, threshold: float, block: int = 2048) -> np.ndarray:
+    """Connected components of the graph "cosine distance < threshold".
+
+    Every average-linkage cluster cut at ``threshold`` lies inside one of them:
+    two clusters with no pair closer than the threshold have an average distance
+    of at least the threshold, so they never merge below it. Clustering each
+    component alone therefore gives exactly the global partition.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    rows, cols = [], []
+    for start in range(0, n, block):
+        d = 1.0 - x[start : start + block] @ x.T
+        i, j = np.nonzero(d < threshold)
+        i += start
+        keep = i < j
+        rows.append(i[keep])
+        cols.append(j[keep])
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
 
 
 def subcluster(emb: np.ndarray, threshold: float) -> np.ndarray:
     """Exact average-linkage clusters of unit rows; merge while the distance is below
     ``threshold`` (scikit-learn's ``distance_threshold`` semantics).
 
-    Returns labels of shape (n,), numbered 0.. by cluster size (largest first),
-    ties by the smallest member index, so the numbering is deterministic.
+    Each component of the "distance < threshold" graph is clustered on its own
+    (see :func:`threshold_components`), so memory and time follow the biggest
+    component, not the whole set. Returns labels of shape (n,), numbered 0.. by
+    cluster size (largest first), ties by the smallest member index.
     """
     n = len(emb)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if n == 1:
-        return np.zeros(1, dtype=np.int64)
-    z = linkage(_condensed(cosine_distance_matrix(emb)), method="average")
-    # fcluster merges heights <= t; scikit-learn merges heights < threshold.
-    raw = fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance")
+    if n <= 1:
+        return np.zeros(n, dtype=np.int64)
+    # a hair above the threshold: rounding in another block layout cannot drop an edge
+    comps = threshold_components(emb, threshold + 1e-9)
+    raw = np.zeros(n, dtype=np.int64)
+    next_label = 0
+    for comp in np.unique(comps):
+        members = np.flatnonzero(comps == comp)
+        if len(members) == 1:
+            raw[members] = next_label
+            next_label += 1
+            continue
+        z = linkage(condensed_cosine(emb[members]), method="average")
+        # fcluster merges heights <= t; scikit-learn merges heights < threshold.
+        sub = fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance")
+        raw[members] = sub - 1 + next_label
+        next_label += int(sub.max())
     return relabel_by_size(raw)
+
+
+def subcluster_plain(emb: np.ndarray, threshold: float) -> np.ndarray:
+    """The straightforward path (one linkage over every pair), kept to prove the
+    component shortcut exact."""
+    n = len(emb)
+    if n <= 1:
+        return np.zeros(n, dtype=np.int64)
+    z = linkage(condensed_cosine(emb), method="average")
+    return relabel_by_size(fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance"))
 
 
 def relabel_by_size(raw: np.ndarray) -> np.ndarray:
     """Renumber cluster labels 0.. by size descending, then first member index."""
-    order = {}
-    for lab in np.unique(raw):
-        members = np.flatnonzero(raw == lab)
-        order[lab] = (-len(members), int(members[0]))
-    ranked = sorted(order, key=order.get)
-    mapping = {lab: new for new, lab in enumerate(ranked)}
-    return np.array([mapping[v] for v in raw.tolist()], dtype=np.int64)
+    labels, first, inverse, sizes = np.unique(raw, return_index=True, return_inverse=True, return_counts=True)
+    ranked = np.lexsort((first, -sizes))  # by size descending, then first member
+    mapping = np.empty(len(labels), dtype=np.int64)
+    mapping[ranked] = np.arange(len(labels))
+    return mapping[inverse.reshape(-1)]
 
 
 def dominant_year(years: np.ndarray) -> int | None:

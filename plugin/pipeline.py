@@ -22,6 +22,7 @@ from .labels import assign_labels
 from .params import SplitParams, scaled_anchor_min
 from .paths import Remap, remap_path, under_roots
 from .photos import MISSING, OK, PhotoInfo
+from .timing import Stopwatch, lap
 
 Progress = Callable[[str, int, int], None]
 PhotoReader = Callable[[Iterable[str]], dict[str, PhotoInfo]]
@@ -121,13 +122,6 @@ def quality_score(det_score: float, face_short: float, blur: float, centroid_dis
     return float(det_score * size * sharp * max(0.0, 1.0 - centroid_dist))
 
 
-def resolve_seed(cache: EmbeddingCache, keys: Sequence[str]) -> tuple[np.ndarray, int]:
-    """Cache rows of the faceset's keys, and how many keys the cache lacks."""
-    index = cache.index_of()
-    rows = [index[k] for k in dict.fromkeys(keys) if k in index]
-    return np.array(rows, dtype=np.int64), len(dict.fromkeys(keys)) - len(rows)
-
-
 def analyse(
     cache: EmbeddingCache,
     seed_keys: Sequence[str],
@@ -139,23 +133,27 @@ def analyse(
     roots: Sequence[str] | None = None,
     taken_names: Iterable[str] = (),
     source: str = "",
+    clock: Stopwatch | None = None,
 ) -> SplitResult:
     """Run the whole method; ``source`` names the faceset manifest in errors."""
-    seed_rows, missing_keys = resolve_seed(cache, seed_keys)
+    with lap(clock, "recover"):
+        seed_rows, missing_keys = cache.rows_of(list(seed_keys))
     if len(seed_rows) == 0:
         raise EraSplitError(
             source or faceset,
             f"none of its {len(seed_keys)} face keys is in the embedding cache {cache.source}",
         )
     emb = cache.embeddings
-    seed_c = method.centroid(emb[seed_rows])
-    scope = under_roots(cache.paths, roots)
-    recovered = method.recover(emb, seed_c, scope, params.recovery)
-    gated = method.quality_gate(
-        recovered, cache.face_short, cache.blur, cache.det_score,
-        min_face=params.min_face, min_blur=params.min_blur, min_det=params.min_det,
-    )
-    survivors = method.tighten(emb, gated, params.tighten)
+    with lap(clock, "recover"):
+        seed_c = method.centroid(emb[seed_rows])
+        scope = under_roots(cache.paths, roots)
+        recovered = method.recover(emb, seed_c, scope, params.recovery)
+    with lap(clock, "gate"):
+        gated = method.quality_gate(
+            recovered, cache.face_short, cache.blur, cache.det_score,
+            min_face=params.min_face, min_blur=params.min_blur, min_det=params.min_det,
+        )
+        survivors = method.tighten(emb, gated, params.tighten)
 
     left_out: Counter[str] = Counter()
     if missing_keys:
@@ -163,23 +161,24 @@ def analyse(
 
     recorded = cache.paths[survivors].tolist()
     actual = [remap_path(p, remaps) for p in recorded]
-    infos = read_photos(actual)
-    same_photo = _faces_by_photo(cache, set(recorded))
-
-    rows, boxes, years = [], [], []
-    for row, rec, path in zip(survivors.tolist(), recorded, actual):
-        info = infos[path]
-        if info.status != OK:
-            left_out["missing_photo" if info.status == MISSING else "unreadable_photo"] += 1
-            continue
-        others = [cache.bboxes[o] for o in same_photo[rec] if o != row]
-        box = plan_crop_box(cache.bboxes[row], others, info.width, info.height, params.pad)
-        if box is None:
-            left_out["overlapping_face"] += 1
-            continue
-        rows.append(row)
-        boxes.append(box)
-        years.append(info.year)
+    with lap(clock, "dates"):
+        infos = read_photos(actual)
+    with lap(clock, "crop boxes"):
+        same_photo = cache.rows_by_path(set(recorded))
+        rows, boxes, years = [], [], []
+        for row, rec, path in zip(survivors.tolist(), recorded, actual):
+            info = infos[path]
+            if info.status != OK:
+                left_out["missing_photo" if info.status == MISSING else "unreadable_photo"] += 1
+                continue
+            others = [cache.bboxes[o] for o in same_photo[rec] if o != row]
+            box = plan_crop_box(cache.bboxes[row], others, info.width, info.height, params.pad)
+            if box is None:
+                left_out["overlapping_face"] += 1
+                continue
+            rows.append(row)
+            boxes.append(box)
+            years.append(info.year)
     rows_arr = np.array(rows, dtype=np.int64)
     years_arr = np.array(years, dtype=np.int64)
 
@@ -189,21 +188,24 @@ def analyse(
         anchor_min = scaled_anchor_min(len(rows))
     used = dataclasses.replace(params, anchor_min=anchor_min)
 
-    labels = method.subcluster(emb[rows_arr], params.subcluster)
-    groups = method.assign_fragments(
+    with lap(clock, "subcluster"):
+        labels = method.subcluster(emb[rows_arr], params.subcluster)
+    with lap(clock, "assign"):
+        groups = method.assign_fragments(
         labels, emb[rows_arr], years_arr,
         anchor_min=anchor_min,
         fragment_dist=params.fragment_dist,
         fragment_years=params.fragment_years,
         undated_fragments=params.undated_fragments,
-    )
+        )
 
     paths_used = set(actual)
     dated_paths = sum(1 for p in paths_used if infos[p].status == OK and infos[p].year)
-    buckets = _make_buckets(
-        groups, cache, rows_arr, boxes, years_arr, actual_of=dict(zip(survivors.tolist(), actual)),
-        parent=faceset, anchor_min=anchor_min, taken=taken_names,
-    )
+    with lap(clock, "assign"):
+        buckets = _make_buckets(
+            groups, cache, rows_arr, boxes, years_arr, actual_of=dict(zip(survivors.tolist(), actual)),
+            parent=faceset, anchor_min=anchor_min, taken=taken_names,
+        )
     counts = {
         "cache": len(cache),
         "seed": int(len(seed_rows)),
@@ -220,17 +222,6 @@ def analyse(
     }
     sizes = tuple(sorted(np.bincount(labels).tolist(), reverse=True)) if len(labels) else ()
     return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes)
-
-
-def _faces_by_photo(cache: EmbeddingCache, recorded: set[str]) -> dict[str, list[int]]:
-    """Every cache row of each wanted photo, whatever identity it belongs to."""
-    out: dict[str, list[int]] = {p: [] for p in recorded}
-    if not recorded:
-        return out
-    hits = np.flatnonzero(np.isin(cache.paths, np.array(sorted(recorded))))
-    for row in hits.tolist():
-        out[cache.paths[row]].append(row)
-    return out
 
 
 @dataclass(frozen=True)

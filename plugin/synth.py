@@ -38,6 +38,8 @@ class SynthSpec:
     bogus_share: float = 0.02  # 0000:00:00 stamps
     rotated_share: float = 0.05  # stored sideways with an EXIF orientation tag
     size: tuple[int, int] = (640, 480)
+    face_px: tuple[int, int] = (70, 190)  # range of a face's width in pixels
+    other_photo_files: bool = True  # False: photos without the target exist only in the cache
     windows_paths: bool = True  # record paths as a Windows scanner would
     curated_share: float = 0.5  # share of good target faces in the host faceset
     with_face_short: bool = True
@@ -162,7 +164,7 @@ def generate(out_dir: str | os.PathLike, spec: SynthSpec = SynthSpec()) -> Synth
         os.makedirs(os.path.dirname(path), exist_ok=True)
         recorded = recorded_root + sep + sep.join(rel)
 
-        sizes = [int(rng.integers(70, 190)) for _ in group]
+        sizes = [int(rng.integers(*spec.face_px)) for _ in group]
         boxes = _place(rng, sizes, width, height)
         if len(boxes) > 1 and rng.random() < spec.overlap_share:  # one face half over another
             x1, y1, x2, y2 = boxes[0]
@@ -189,6 +191,8 @@ def generate(out_dir: str | os.PathLike, spec: SynthSpec = SynthSpec()) -> Synth
             })
             truth[key] = {"identity": person.name, "year": year, "phase": phase,
                           "dated": mode in ("exif", "ifd0"), "photo": path}
+        if not spec.other_photo_files and 0 not in group:
+            continue  # never read: the split only decodes the target's photos
         stored = image
         orientation = 1
         if rotated:

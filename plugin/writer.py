@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import EraSplitError
-from .export import FSZ_WARN_BYTES, library_entry, render_crops, write_bucket
+from .export import FSZ_WARN_BYTES, library_entry, prune_crop_cache, render_crops, write_bucket
+from .library import MANIFEST, read_json
 from .library import THIN_DIR, Library, open_library, owned_by, remove_split, replace_split
 from .lock import library_lock
 from .pipeline import SplitResult, drop_faces
+from .timing import Stopwatch, lap
 from .transaction import STAGING_PREFIX, commit, crashpoint, recover
 
 Progress = Callable[[str, int, int], None]
@@ -62,6 +64,7 @@ def apply_split(
     *,
     progress: Progress | None = None,
     lock_timeout: float = 30.0,
+    clock: Stopwatch | None = None,
 ) -> ApplyReport:
     """Write ``result``'s buckets as facesets and merge them into the library manifest,
     replacing whatever this faceset's previous split wrote."""
@@ -76,7 +79,7 @@ def apply_split(
         except OSError as exc:
             raise _write_error(exc, root) from None
         try:
-            return _apply_locked(lib, result, staging, progress)
+            return _apply_locked(lib, result, staging, progress, clock)
         except OSError as exc:
             recover(root)
             raise _write_error(exc, root) from None
@@ -84,34 +87,55 @@ def apply_split(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _apply_locked(lib: Library, result: SplitResult, staging: str, progress: Progress | None) -> ApplyReport:
-    crops_dir = os.path.join(staging, "crops")
+def _old_bundles(lib: Library, parent: str) -> dict[str, str]:
+    """Bundle key -> .fsz of the previous split, so unchanged bundles are linked, not rewritten."""
+    out = {}
+    for folder in _owned_folders(lib, parent):
+        try:
+            meta = read_json(os.path.join(folder, MANIFEST))["era_split"]
+            name = os.path.basename(folder)
+            out[meta["bundles"]["all"]] = os.path.join(folder, f"{name}_all.fsz")
+            top = meta["params"]["top"]
+            out[meta["bundles"]["top"]] = os.path.join(folder, f"{name}_top{top}.fsz")
+        except (EraSplitError, KeyError, TypeError):
+            continue  # made by an older version, or damaged: rebuilt
+    return out
+
+
+def crop_cache_dir(lib: Library, parent: str) -> str:
+    return os.path.join(lib.state_dir, "crops", parent)
+
+
+def _apply_locked(
+    lib: Library, result: SplitResult, staging: str, progress: Progress | None, clock: Stopwatch | None
+) -> ApplyReport:
     crashpoint("staging")
-    os.makedirs(crops_dir)
     faces = [f for b in result.buckets for f in b.faces]
-    failed = render_crops(faces, crops_dir, result.params.size, progress)
-    crop_of = {f.key: os.path.join(crops_dir, f"{i}.png") for i, f in enumerate(faces)}
+    cache_dir = crop_cache_dir(lib, result.faceset)
+    with lap(clock, "crops"):
+        crop_of, failed = render_crops(faces, cache_dir, result.params.size, progress)
     result = drop_faces(result, failed, lib.taken_names(result.faceset))
+    reuse = _old_bundles(lib, result.faceset)
 
     eras, thins, written, sizes, warnings = [], [], [], {}, []
     new_dir = os.path.join(staging, "new")
-    for n, bucket in enumerate(result.buckets, 1):
-        rel = relpath_of(bucket.name, bucket.kind)
-        size = write_bucket(
-            os.path.join(new_dir, bucket.name), bucket, result, [crop_of[k] for k in bucket.keys]
-        )
-        sizes[bucket.name] = size
-        if size > FSZ_WARN_BYTES:
-            warnings.append(
-                f"{rel}/{bucket.name}_all.fsz is {size / 2**20:.0f} MB: roop-unleashed users report "
-                f"imports of 100-200 MB facesets failing; use the _top{result.params.top}.fsz"
+    with lap(clock, "bundles"):
+        for n, bucket in enumerate(result.buckets, 1):
+            rel = relpath_of(bucket.name, bucket.kind)
+            size = write_bucket(
+                os.path.join(new_dir, bucket.name), bucket, result, [crop_of[k] for k in bucket.keys], reuse
             )
-        (eras if bucket.kind == "era" else thins).append(library_entry(bucket, result, rel))
-        written.append(rel)
-        crashpoint(f"staged {rel}")
-        if progress:
-            progress("bundles", n, len(result.buckets))
-
+            sizes[bucket.name] = size
+            if size > FSZ_WARN_BYTES:
+                warnings.append(
+                    f"{rel}/{bucket.name}_all.fsz is {size / 2**20:.0f} MB: roop-unleashed users report "
+                    f"imports of 100-200 MB facesets failing; use the _top{result.params.top}.fsz"
+                )
+            (eras if bucket.kind == "era" else thins).append(library_entry(bucket, result, rel))
+            written.append(rel)
+            crashpoint(f"staged {rel}")
+            if progress:
+                progress("bundles", n, len(result.buckets))
     manifest = replace_split(lib.data, result.faceset, eras, thins)
     old = _owned_folders(lib, result.faceset)
     removed = [os.path.relpath(f, lib.root).replace(os.sep, "/") for f in old]
@@ -119,7 +143,9 @@ def _apply_locked(lib: Library, result: SplitResult, staging: str, progress: Pro
         (os.path.join(new_dir, b.name), os.path.join(lib.root, *rel.split("/")))
         for b, rel in zip(result.buckets, written)
     ]
-    commit(lib.root, lib.manifest_file, staging, manifest, old, moves)
+    with lap(clock, "manifests"):
+        commit(lib.root, lib.manifest_file, staging, manifest, old, moves)
+    prune_crop_cache(cache_dir, set(crop_of.values()))
     return ApplyReport(result, written, removed, sizes, warnings)
 
 
@@ -140,4 +166,5 @@ def undo_split(root: str | os.PathLike, parent: str, *, lock_timeout: float = 30
         except OSError as exc:
             recover(root)
             raise _write_error(exc, root) from None
+        shutil.rmtree(crop_cache_dir(lib, parent), ignore_errors=True)
         return [e["relpath"] for e in entries]

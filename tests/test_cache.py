@@ -29,7 +29,9 @@ def test_loads_normalises_and_derives_face_short(tmp_path):
     cache = load_cache(write(tmp_path))
     np.testing.assert_allclose(np.linalg.norm(cache.embeddings, axis=1), 1, atol=1e-6)
     assert cache.face_short.tolist() == [100.0] * 4  # min(w=100, h=120)
-    assert cache.index_of()["k2"] == 2
+    rows, missing = cache.rows_of(["k2", "nope", "k0", "k2"])
+    assert rows.tolist() == [2, 0] and missing == 1
+    assert cache.rows_by_path({"/p/1.jpg", "/p/x.jpg"}) == {"/p/1.jpg": [1], "/p/x.jpg": []}
 
 
 def test_face_short_array_is_used_when_present(tmp_path):
@@ -73,3 +75,23 @@ def test_truncated_and_missing(tmp_path):
         load_cache(path)
     with pytest.raises(EraSplitError, match="not found"):
         load_cache(tmp_path / "nope.npz")
+
+
+def test_big_cache_is_converted_once_and_memory_mapped(tmp_path, monkeypatch):
+    from era_split.plugin import cache as cache_mod
+
+    monkeypatch.setattr(cache_mod, "CONVERT_BYTES", 0)
+    path = write(tmp_path, face_short=np.array([1.0, 2, 3, 4]))
+    plain = load_cache(path)
+    store = str(tmp_path / "store")
+    mapped = load_cache(path, store)
+    assert isinstance(mapped.embeddings, np.memmap)
+    for name in ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short"):
+        np.testing.assert_array_equal(getattr(mapped, name), getattr(plain, name))
+    assert mapped.rows_of(["k3"])[0].tolist() == [3]
+    (folder,) = [p for p in (tmp_path / "store").iterdir()]
+    stamp = (folder / "meta.json").read_text()
+    load_cache(path, store)
+    assert (folder / "meta.json").read_text() == stamp  # reused, not converted again
+    np.savez(path, **arrays(n=5))  # the host rescanned: the store is rebuilt
+    assert len(load_cache(path, store)) == 5

@@ -158,3 +158,25 @@ def test_fragment_joins_only_its_single_nearest_anchor(rng):
 def test_no_anchor_leaves_fragments_standalone(rng):
     groups = _groups([2, 3], [unit(rng), unit(rng)], [2011, 2012], rng)
     assert {g.reason for g in groups} == {"fragment_no_anchor"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_component_shortcut_equals_the_plain_linkage(seed):
+    rng = np.random.default_rng(100 + seed)
+    centers = [unit(rng) for _ in range(8)]
+    emb = np.array([near(rng, centers[int(rng.integers(8))], rng.uniform(0.02, 0.6)) for _ in range(300)])
+    for threshold in (0.2, 0.35, 0.5):
+        fast = method.subcluster(emb, threshold)
+        plain = method.subcluster_plain(emb, threshold)
+        assert fast.tolist() == plain.tolist()
+    comps = method.threshold_components(emb, 0.35)
+    assert len(np.unique(comps)) > 1  # the shortcut is exercised
+
+
+def test_condensed_matches_the_full_matrix():
+    from scipy.spatial.distance import squareform
+
+    rng = np.random.default_rng(9)
+    x = np.array([unit(rng) for _ in range(37)])
+    np.testing.assert_allclose(squareform(method.condensed_cosine(x, block=5), checks=False),
+                               method.cosine_distance_matrix(x), atol=1e-12)

@@ -30,3 +30,15 @@ def test_roots_are_prefixes_of_recorded_paths():
     paths = np.array(["/mnt/x/src/nl/a.jpg", "/mnt/x/src/nlx/b.jpg", r"X:\src\lz\c.jpg", "/other/d.jpg"])
     assert under_roots(paths, None).all()
     assert under_roots(paths, ["/mnt/x/src/nl", r"x:\src\lz"]).tolist() == [True, False, True, False]
+
+
+def test_vectorised_roots_follow_the_scalar_rule():
+    from era_split.plugin.paths import _split_prefix
+
+    rng = np.random.default_rng(0)
+    parts = ["mnt", "x", "src", "nl", "nlx", "X:", "x:", "Src", "a.jpg"]
+    paths = np.array(["/" * int(rng.integers(0, 2)) + rng.choice(["/", "\\"]).join(rng.choice(parts, 4))
+                      for _ in range(400)])
+    for roots in (["/mnt/x"], [r"X:\src"], ["mnt/x/src", r"x:\Src\nl"], ["/"]):
+        expected = [any(_split_prefix(p, r) is not None for r in roots) for p in paths.tolist()]
+        assert under_roots(paths, roots).tolist() == expected, roots
