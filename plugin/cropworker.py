@@ -1,6 +1,9 @@
-"""Render the crops of one photo: the unit of work of the crop process pool.
+"""Render the crops of one photo: the unit of work of the crop workers.
 
-Imports only Pillow, so a worker process starts fast. Each photo is decoded
+Run as ``python -m era_split.plugin.cropworker TASKFILE`` it renders a list of
+tasks and prints one JSON line per photo. Workers are plain subprocesses, not
+multiprocessing children: they never re-import the host's ``__main__`` and
+never fork a threaded server. Imports only Pillow, so a worker starts fast. Each photo is decoded
 once for all its faces; a JPEG whose smallest crop box is at least twice the
 output size is decoded at a reduced scale (``Image.draft``: 2-4x less work).
 PNGs are written through a temp name and a rename, so a crash never leaves a
@@ -9,7 +12,9 @@ half crop in the cache for a later run to reuse.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import warnings
 
 from PIL import Image, ImageOps
@@ -24,6 +29,14 @@ def _draft_scale(min_side: float, size: int) -> int:
     while scale < 8 and min_side / (scale * 2) >= size:
         scale *= 2
     return scale
+
+
+def _cut(shown: Image.Image, jobs: list, size: int, sx: float, sy: float) -> list[tuple[str, bytes]]:
+    out = []
+    for name, (x0, y0, x1, y1) in jobs:
+        box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
+        out.append((name, encode_png(shown.crop(box).resize((size, size), Image.Resampling.LANCZOS))))
+    return out
 
 
 def render_photo(path: str, jobs: list[tuple[str, tuple[int, int, int, int]]], size: int, out_dir: str) -> str | None:
@@ -43,15 +56,16 @@ def render_photo(path: str, jobs: list[tuple[str, tuple[int, int, int, int]]], s
                     if scale > 1:
                         im.draft("RGB", (-(-im.width // scale), -(-im.height // scale)))
                 im.load()
-                shown = ImageOps.exif_transpose(im).convert("RGB")
+                # no copies for the common upright RGB photo: each costs ~3 ms at 2 MP
+                shown = im if orientation == 1 else ImageOps.exif_transpose(im)
+                if shown.mode != "RGB":
+                    shown = shown.convert("RGB")
+                crops = _cut(shown, jobs, size, shown.width / disp_w, shown.height / disp_h)
     except FileNotFoundError:
         return "missing_photo"
     except Exception:  # any decoder failure: a truncated or corrupt photo
         return "unreadable_photo"
-    sx, sy = shown.width / disp_w, shown.height / disp_h
-    for name, (x0, y0, x1, y1) in jobs:
-        box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-        png = encode_png(shown.crop(box).resize((size, size), Image.Resampling.LANCZOS))
+    for name, png in crops:
         final = os.path.join(out_dir, name)
         tmp = f"{final}.{os.getpid()}.part"
         with open(tmp, "wb") as fh:
@@ -63,3 +77,16 @@ def render_photo(path: str, jobs: list[tuple[str, tuple[int, int, int, int]]], s
 def render_task(task: tuple) -> tuple[str, str | None]:
     path, jobs, size, out_dir = task
     return path, render_photo(path, jobs, size, out_dir)
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[0], encoding="utf-8") as fh:
+        tasks = json.load(fh)
+    for path, jobs, size, out_dir in tasks:
+        reason = render_photo(path, [(n, tuple(b)) for n, b in jobs], size, out_dir)
+        print(json.dumps([path, reason]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -8,13 +8,17 @@ of every PNG), ``<name>_top<N>.fsz``, ``manifest.json`` and ``<name>.txt``.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
+import json
 import os
+import queue
 import shutil
+import subprocess
+import sys
+import tempfile
+import threading
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 from .cropworker import render_task
 from .fsutil import atomic_write_bytes, dump_json
@@ -47,7 +51,7 @@ def render_crops(
     """Crop files in ``cache_dir`` for ``faces``, rendering only those not cached.
 
     Returns ({key: crop file}, {key: reason} for faces whose photo failed).
-    Photos are decoded in worker processes when there are enough of them.
+    Photos are decoded in worker subprocesses when there are enough of them.
     """
     os.makedirs(cache_dir, exist_ok=True)
     stats: dict[str, os.stat_result | None] = {}
@@ -73,7 +77,7 @@ def render_crops(
     tasks = [(path, jobs, size, cache_dir) for path, jobs in sorted(todo.items())]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     done = 0
-    for path, reason in _run(tasks, workers):
+    for path, reason in _run(tasks, workers, cache_dir):
         if reason:
             for key in keys_of[path]:
                 failed[key] = reason
@@ -84,16 +88,67 @@ def render_crops(
     return files, failed
 
 
-def _run(tasks: list[tuple], workers: int):
-    if workers > 1 and len(tasks) >= 16:
-        ctx = multiprocessing.get_context(
-            "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        )
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            yield from pool.map(render_task, tasks, chunksize=4)
-    else:
-        for task in tasks:
+def _run(tasks: list[tuple], workers: int, scratch: str):
+    """(path, failure reason or None) for each task, in any order: in worker
+    subprocesses when it pays, and in this process for whatever they did not do."""
+    done: set[str] = set()
+    if workers > 1 and len(tasks) >= 16 and sys.executable:
+        try:
+            for result in _run_workers(tasks, workers, scratch):
+                done.add(result[0])
+                yield result
+        except OSError:
+            pass  # could not start workers: finish here
+    for task in tasks:
+        if task[0] not in done:
             yield render_task(task)
+
+
+def _run_workers(tasks: list[tuple], workers: int, scratch: str):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    procs, files = [], []
+    try:
+        for i in range(workers):
+            part = tasks[i::workers]
+            fd, name = tempfile.mkstemp(prefix=".crop-tasks-", suffix=".json", dir=scratch)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(part, fh)
+            files.append(name)
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "era_split.plugin.cropworker", name],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+            ))
+        results: queue.Queue = queue.Queue()
+
+        def read(proc: subprocess.Popen) -> None:
+            for line in proc.stdout:
+                try:
+                    results.put(tuple(json.loads(line)))
+                except ValueError:
+                    pass
+            proc.wait()
+            results.put(None)
+
+        threads = [threading.Thread(target=read, args=(p,), daemon=True) for p in procs]
+        for t in threads:
+            t.start()
+        finished = 0
+        while finished < len(procs):
+            item = results.get()
+            if item is None:
+                finished += 1
+            else:
+                yield item
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        for name in files:
+            try:
+                os.unlink(name)
+            except OSError:
+                pass
 
 
 def prune_crop_cache(cache_dir: str, keep: set[str]) -> None:

@@ -1,0 +1,120 @@
+"""One measured operation for bench/run.py, in its own process; prints a JSON line."""
+
+import json
+import resource
+import sys
+import time
+
+
+def peak_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, workers) / 1024
+
+
+def split_task(task):
+    from era_split.plugin import api
+    from era_split.plugin.params import SplitParams
+    from era_split.plugin.paths import parse_remap
+    from era_split.plugin.timing import Stopwatch
+
+    clock = Stopwatch()
+    params = SplitParams(**task.get("params", {}))
+    remaps = [parse_remap(r) for r in task["remaps"]]
+    if task["op"] == "plan":
+        result = api.plan(task["library"], "faceset_001", task["cache"], params, remaps=remaps, clock=clock)
+    else:
+        result = api.apply(task["library"], "faceset_001", task["cache"], params, remaps=remaps, clock=clock).result
+    return {
+        "laps": clock.laps, "counts": result.counts, "buckets": len(result.buckets),
+        "eras": len(result.eras), "faces": sum(len(b.faces) for b in result.buckets),
+    }
+
+
+def _decode_encode(job):
+    from PIL import Image, ImageOps
+
+    from era_split.plugin.crops import encode_png
+
+    path, boxes, size = job
+    with Image.open(path) as im:
+        im.load()
+        shown = ImageOps.exif_transpose(im).convert("RGB")
+    for box in boxes:
+        encode_png(shown.crop(box).resize((size, size), Image.Resampling.LANCZOS))
+    return len(boxes)
+
+
+def floor_task(task):
+    """Decode every photo once (full size) and encode every crop once: the work
+    no implementation can skip on a cold run."""
+    from collections import defaultdict
+    from concurrent.futures import ProcessPoolExecutor
+
+    from era_split.plugin import api
+    from era_split.plugin.paths import parse_remap
+
+    result = api.plan(task["library"], "faceset_001", task["cache"],
+                      remaps=[parse_remap(r) for r in task["remaps"]])
+    jobs = defaultdict(list)
+    for b in result.buckets:
+        for f in b.faces:
+            jobs[f.path].append(f.box)
+    work = [(p, boxes, result.params.size) for p, boxes in sorted(jobs.items())]
+    start = time.perf_counter()
+    if task["workers"] > 1:
+        with ProcessPoolExecutor(task["workers"]) as pool:
+            crops = sum(pool.map(_decode_encode, work, chunksize=4))
+    else:
+        crops = sum(map(_decode_encode, work))
+    return {"seconds": time.perf_counter() - start, "photos": len(work), "crops": crops}
+
+
+def cluster_task(task):
+    """Sub-cluster n survivors of one identity drifting over 15 years."""
+    import hashlib
+
+    import numpy as np
+
+    from era_split.plugin import method
+
+    rng = np.random.default_rng(task["n"])
+    dim, n = 512, task["n"]
+
+    def unit(k, norm=1.0):
+        v = rng.standard_normal((k, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True) * norm
+
+    base = unit(1)[0]
+    years = rng.integers(0, 15, n)
+    year_drift = np.cumsum(unit(15, 0.32), axis=0)  # the look drifts year by year
+    shoots = unit(15 * 40, 0.3)
+    shoot = years * 40 + rng.integers(0, 40, n)
+    emb = base + year_drift[years] + shoots[shoot] + unit(n, 0.45)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    sample = emb[rng.choice(n, 2000, replace=False)]
+    d = 1 - sample @ sample.T
+    mean_dist = float(d[np.triu_indices(2000, 1)].mean())
+    start = time.perf_counter()
+    if task.get("plain"):
+        labels = method.subcluster_plain(emb, 0.35)
+        largest = n
+    else:
+        comps = method.threshold_components(emb, 0.35)
+        largest = int(np.bincount(comps).max())
+        labels = method.subcluster(emb, 0.35)
+    return {"seconds": time.perf_counter() - start, "clusters": int(labels.max() + 1),
+            "largest_component": largest, "mean_pair_distance": mean_dist,
+            "digest": hashlib.sha1(labels.tobytes()).hexdigest()}
+
+
+def main():
+    task = json.loads(sys.argv[1])
+    op = task["op"]
+    out = {"plan": split_task, "apply": split_task, "floor": floor_task, "cluster": cluster_task}[op](task)
+    out["peak_mb"] = peak_mb()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
