@@ -189,7 +189,10 @@ def analyse(
     used = dataclasses.replace(params, anchor_min=anchor_min)
 
     with lap(clock, "subcluster"):
-        labels = method.subcluster(emb[rows_arr], params.subcluster)
+        try:
+            labels = method.subcluster(emb[rows_arr], params.subcluster)
+        except ValueError as exc:
+            raise EraSplitError(source or faceset, str(exc)) from None
     with lap(clock, "assign"):
         groups = method.assign_fragments(
         labels, emb[rows_arr], years_arr,
