@@ -143,6 +143,10 @@ def bench_million(out: str) -> None:
 def bench_cluster(out: str) -> None:
     for n in (20_000, 50_000):
         wall, peak, data = one({"op": "cluster", "n": n})
+        if data.get("refused"):
+            print(f"  sub-cluster {n} survivors: refused after {data['seconds']:.2f} s, {peak:5.0f} MB peak: "
+                  f"{data['refused']}")
+            continue
         print(f"  sub-cluster {n} survivors: {data['seconds']:6.2f} s, {peak:5.0f} MB peak, "
               f"{data['clusters']} clusters, largest component {data['largest_component']}")
         if n <= 20_000:

@@ -20,6 +20,7 @@ from .pipeline import REASONS, SplitResult
 
 PARAM_FLAGS = {
     # flag: (field, type, help)
+    "--method": ("method", str, "'era' (years held, lookalikes quarantined) or 'seed' (the write-up's rule)"),
     "--recovery": ("recovery", float, "wide recovery radius around the seed centroid"),
     "--tighten": ("tighten", float, "radius around the re-centred survivors"),
     "--subcluster": ("subcluster", float, "average-linkage threshold: clusters merge while below it"),
@@ -27,6 +28,10 @@ PARAM_FLAGS = {
     "--fragment-dist": ("fragment_dist", float, "max centroid distance from a fragment to its anchor"),
     "--fragment-years": ("fragment_years", int, "max dominant-year difference from a fragment to its anchor"),
     "--undated-fragments": ("undated_fragments", str, "'standalone' or 'attach' for fragments whose year rule cannot be checked"),
+    "--year-weight": ("year_weight", float, "era: distance added per year apart between two dated faces"),
+    "--era-years": ("era_years", int, "era: faces at most this many years from their era's dominant year"),
+    "--undated-dist": ("undated_dist", float, "era: max distance of an undated face to the era it joins"),
+    "--other-gap": ("other_gap", float, "era: how much farther than usual an anchor may lie before it is taken for another person"),
     "--min-face": ("min_face", float, "quality gate: shorter face side in pixels"),
     "--min-blur": ("min_blur", float, "quality gate: sharpness (variance of Laplacian)"),
     "--min-det": ("min_det", float, "quality gate: detector confidence"),

@@ -85,9 +85,15 @@ def cosine_distance_matrix(x: np.ndarray, block: int = 4096) -> np.ndarray:
     return np.maximum(out, out.T, out=out)
 
 
-def condensed_cosine(x: np.ndarray, block: int = 2048) -> np.ndarray:
+def condensed_cosine(
+    x: np.ndarray, block: int = 2048, years: np.ndarray | None = None, year_weight: float = 0.0
+) -> np.ndarray:
     """Condensed (upper-triangle, row-major) float64 cosine distances of unit rows,
-    built a row block at a time: n(n-1)/2 doubles and one block, never n x n."""
+    built a row block at a time: n(n-1)/2 doubles and one block, never n x n.
+
+    With ``years`` and ``year_weight``, two dated faces are ``year_weight`` farther
+    apart per year between them beyond the first (see :func:`year_penalty`).
+    """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     out = np.empty(n * (n - 1) // 2, dtype=np.float64)
@@ -96,11 +102,22 @@ def condensed_cosine(x: np.ndarray, block: int = 2048) -> np.ndarray:
         stop = min(n, start + block)
         d = 1.0 - x[start:stop] @ x[start:].T
         np.clip(d, 0.0, 2.0, out=d)
+        if years is not None and year_weight:
+            d += year_penalty(years[start:stop], years[start:], year_weight)
         for i in range(start, stop):
             row = d[i - start, i - start + 1 :]
             out[pos : pos + len(row)] = row
             pos += len(row)
     return out
+
+
+def year_penalty(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
+    """(len(a), len(b)) extra distance: ``weight`` per year apart beyond one year,
+    for pairs where both faces are dated; zero otherwise. Only ever adds, so the
+    components of the plain "distance < threshold" graph still hold every cluster."""
+    gap = np.abs(a[:, None] - b[None, :]) - 1
+    dated = (a[:, None] != UNDATED) & (b[None, :] != UNDATED)
+    return np.where(dated & (gap > 0), gap * weight, 0.0)
 
 
 def threshold_components(x: np.ndarray, threshold: float, block: int = 1024) -> np.ndarray:
@@ -136,7 +153,9 @@ def threshold_components(x: np.ndarray, threshold: float, block: int = 1024) -> 
     return labels
 
 
-def subcluster(emb: np.ndarray, threshold: float) -> np.ndarray:
+def subcluster(
+    emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0
+) -> np.ndarray:
     """Exact average-linkage clusters of unit rows; merge while the distance is below
     ``threshold`` (scikit-learn's ``distance_threshold`` semantics).
 
@@ -164,7 +183,8 @@ def subcluster(emb: np.ndarray, threshold: float) -> np.ndarray:
             raw[members] = next_label
             next_label += 1
             continue
-        z = linkage(condensed_cosine(emb[members]), method="average")
+        sub_years = years[members] if years is not None else None
+        z = linkage(condensed_cosine(emb[members], years=sub_years, year_weight=year_weight), method="average")
         # fcluster merges heights <= t; scikit-learn merges heights < threshold.
         sub = fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance")
         raw[members] = sub - 1 + next_label
@@ -172,13 +192,15 @@ def subcluster(emb: np.ndarray, threshold: float) -> np.ndarray:
     return relabel_by_size(raw)
 
 
-def subcluster_plain(emb: np.ndarray, threshold: float) -> np.ndarray:
+def subcluster_plain(
+    emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0
+) -> np.ndarray:
     """The straightforward path (one linkage over every pair), kept to prove the
     component shortcut exact."""
     n = len(emb)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)
-    z = linkage(condensed_cosine(emb), method="average")
+    z = linkage(condensed_cosine(emb, years=years, year_weight=year_weight), method="average")
     return relabel_by_size(fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance"))
 
 

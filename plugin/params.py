@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 UNDATED_FRAGMENT_MODES = ("standalone", "attach")
+METHODS = ("era", "seed")
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class SplitParams:
     (see :func:`scaled_anchor_min`); the value actually used is reported.
     """
 
+    method: str = "era"  # "era" (default, see eras.py) or "seed" (the write-up's rule)
     recovery: float = 0.55  # wide recovery radius around the seed centroid
     tighten: float = 0.50  # radius around the re-centred survivors
     subcluster: float = 0.35  # average-linkage merge threshold (merge while below)
@@ -29,6 +31,11 @@ class SplitParams:
     min_face: float = 100.0  # quality gate: shorter bbox side in pixels
     min_blur: float = 40.0  # quality gate: variance of Laplacian
     min_det: float = 0.6  # quality gate: detector confidence
+    year_weight: float = 0.05  # era: distance added per year apart (dated pairs)
+    era_years: int = 2  # era: an era holds faces within this many years of its dominant year
+    undated_dist: float = 0.35  # era: max distance of an undated face to the era it joins
+    other_gap: float = 0.10  # era: how much farther than usual an anchor may be before it is
+    #                          taken for another person
     pad: float = 0.5  # crop padding around the face, as a share of its size per side
     size: int = 512  # crop side in pixels
     top: int = 8  # faces in the <name>_top<N>.fsz bundle
@@ -42,6 +49,10 @@ class SplitParams:
             raise ValueError(f"anchor_min must be at least 1, got {self.anchor_min}")
         if self.fragment_years < 0:
             raise ValueError(f"fragment_years must be >= 0, got {self.fragment_years}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.year_weight < 0 or self.era_years < 0 or not 0 <= self.undated_dist <= 2 or self.other_gap < 0:
+            raise ValueError("year_weight, era_years, undated_dist and other_gap must not be negative")
         if self.undated_fragments not in UNDATED_FRAGMENT_MODES:
             raise ValueError(
                 f"undated_fragments must be one of {UNDATED_FRAGMENT_MODES}, "

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import method
+from . import eras, method
 from .cache import EmbeddingCache
 from .crops import Box, plan_crop_box
 from .errors import EraSplitError
@@ -34,7 +34,12 @@ REASONS = {
     "fragment_far": "fragment; nearest anchor too far in embedding",
     "fragment_other_years": "fragment; nearest anchor is from other years",
     "fragment_undated": "fragment; undated or its anchor undated, so the year rule cannot be checked",
+    "split_by_years": "part of an anchor split by years",
+    "suspected_other_person": "anchor far from the seed and nearly without curated faces: probably another person",
 }
+
+
+QUARANTINED = {"suspected_other_person"}  # thin whatever their size (SPEC 3.1)
 
 
 @dataclass(frozen=True)
@@ -188,19 +193,31 @@ def analyse(
         anchor_min = scaled_anchor_min(len(rows))
     used = dataclasses.replace(params, anchor_min=anchor_min)
 
+    era = params.method == "era"
     with lap(clock, "subcluster"):
         try:
-            labels = method.subcluster(emb[rows_arr], params.subcluster)
+            labels = method.subcluster(emb[rows_arr], params.subcluster, years_arr,
+                                       params.year_weight if era else 0.0)
         except ValueError as exc:
             raise EraSplitError(source or faceset, str(exc)) from None
     with lap(clock, "assign"):
-        groups = method.assign_fragments(
-        labels, emb[rows_arr], years_arr,
-        anchor_min=anchor_min,
-        fragment_dist=params.fragment_dist,
-        fragment_years=params.fragment_years,
-        undated_fragments=params.undated_fragments,
-        )
+        if era:
+            groups = eras.assign_eras(
+                labels, emb[rows_arr], years_arr, np.isin(rows_arr, seed_rows), seed_c,
+                anchor_min=anchor_min,
+                fragment_dist=params.fragment_dist,
+                era_years=params.era_years,
+                undated_dist=params.undated_dist,
+                other_gap=params.other_gap,
+            )
+        else:
+            groups = method.assign_fragments(
+                labels, emb[rows_arr], years_arr,
+                anchor_min=anchor_min,
+                fragment_dist=params.fragment_dist,
+                fragment_years=params.fragment_years,
+                undated_fragments=params.undated_fragments,
+            )
 
     paths_used = set(actual)
     dated_paths = sum(1 for p in paths_used if infos[p].status == OK and infos[p].year)
@@ -293,7 +310,7 @@ def label_buckets(
     names = assign_labels(parent, [span for _, span in stats], taken)
     buckets = [
         Bucket(
-            name, "era" if len(d.faces) >= anchor_min else "thin",
+            name, "era" if len(d.faces) >= anchor_min and d.reason not in QUARANTINED else "thin",
             d.reason, d.anchor, d.fragments, dom, span, d.faces,
         )
         for d, (dom, span), name in zip(ordered, stats, names)

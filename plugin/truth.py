@@ -31,7 +31,7 @@ class TruthSpec:
     year_step: float = 0.20  # norm of the look's yearly random-walk step
     shoot: float = 0.32  # norm of a shoot's shared offset
     noise: float = 0.72  # norm of a face's own offset (pose, light, expression)
-    noise_spread: float = 0.35  # log-normal spread of that norm: some faces are odd
+    noise_spread: float = 0.42  # log-normal spread of that norm: some faces are odd
     siblings: int = 2  # lookalikes
     sibling_gap: float = 0.36  # cosine distance of a sibling's base from the target's
     sibling_faces: int = 120

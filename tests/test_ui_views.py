@@ -20,6 +20,7 @@ def test_inputs_are_parsed_and_checked():
     assert views.params_from_values(values, "attach") == SplitParams(anchor_min=12, undated_fragments="attach")
     values[3] = 0
     assert views.params_from_values(values).anchor_min is None  # blank arrives as 0
+    assert views.params_from_values(values, "standalone", "seed").method == "seed"
     values[3] = 12.5
     with pytest.raises(ValueError, match="whole number"):
         views.params_from_values(values)

@@ -70,8 +70,11 @@ def build_era_tab(
                 gr.Number(value=v, label=label, precision=0 if kind is int else None, min_width=140)
                 for (_, label, kind), v in zip(views.PARAM_FIELDS, views.default_values())
             ]
-        undated = gr.Radio(["standalone", "attach"], value="standalone",
-                           label="Undated fragments (year rule cannot be checked)")
+        with gr.Row():
+            method_choice = gr.Radio(["era", "seed"], value="era", elem_id="era-method",
+                                     label="Method: era (eras hold their years) or seed (the write-up's rule)")
+            undated = gr.Radio(["standalone", "attach"], value="standalone",
+                               label="Seed method: undated fragments (year rule cannot be checked)")
     with gr.Row():
         preview = gr.Button("Preview", variant="secondary")
         apply = gr.Button("Apply", variant="primary")
@@ -87,9 +90,9 @@ def build_era_tab(
                             elem_id="era-thin")
     state = gr.State(None)  # (faceset, requested params, SplitResult) of the last preview
 
-    def params_or_error(values: list, mode: str):
+    def params_or_error(values: list, mode: str, how: str):
         try:
-            return views.params_from_values(values, mode)
+            return views.params_from_values(values, mode, how)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -103,10 +106,10 @@ def build_era_tab(
             views.bucket_rows(result.thin),
         )
 
-    def plan(name, mode, values, progress):
+    def plan(name, how, mode, values, progress):
         if not name:
             raise gr.Error("Pick a faceset first.")
-        params = params_or_error(list(values), mode)
+        params = params_or_error(list(values), mode, how)
         if not context.cache:
             raise gr.Error("No embedding cache configured: start with --cache FILE.")
         try:
@@ -116,18 +119,18 @@ def build_era_tab(
             raise gr.Error(str(exc)) from None
         return (name, params), result
 
-    def on_preview(name, mode, *values, progress=gr.Progress()):
-        key, result = plan(name, mode, values, progress)
+    def on_preview(name, how, mode, *values, progress=gr.Progress()):
+        key, result = plan(name, how, mode, values, progress)
         if not result.eras:
             gr.Warning("No era: every bucket is thin. Try a lower anchor size or a higher sub-cluster threshold.")
         return show(key, result)
 
-    def on_apply(last, name, mode, *values, progress=gr.Progress()):
-        requested = (name, params_or_error(list(values), mode))
+    def on_apply(last, name, how, mode, *values, progress=gr.Progress()):
+        requested = (name, params_or_error(list(values), mode, how))
         if last and tuple(last[:2]) == requested:
             key, result = requested, last[2]  # write exactly what was previewed
         else:
-            key, result = plan(name, mode, values, progress)
+            key, result = plan(name, how, mode, values, progress)
         try:
             report = apply_fn(context.library, result, progress=_progress_cb(progress))
         except EraSplitError as exc:
@@ -148,8 +151,8 @@ def build_era_tab(
         return f"**Undone**: removed {len(removed)} era and thin facesets of {name}."
 
     outputs = [state, summary, buckets, gallery, timeline, thin]
-    preview.click(on_preview, [faceset, undated, *inputs], outputs)
-    apply.click(on_apply, [state, faceset, undated, *inputs], outputs)
+    preview.click(on_preview, [faceset, method_choice, undated, *inputs], outputs)
+    apply.click(on_apply, [state, faceset, method_choice, undated, *inputs], outputs)
     undo.click(on_undo, [faceset], [summary])
     refresh.click(lambda: gr.update(choices=host_faceset_names(context.library)), None, [faceset])
     return EraTab(faceset, preview, apply, undo, summary, buckets, gallery, timeline, thin, state)

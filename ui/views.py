@@ -21,6 +21,10 @@ PARAM_FIELDS = [
     ("anchor_min", "Anchor size (0 or blank: scaled to the identity)", int),
     ("fragment_dist", "Fragment max distance", float),
     ("fragment_years", "Fragment max years apart", int),
+    ("year_weight", "Year weight (distance per year apart)", float),
+    ("era_years", "Era half-width (years)", int),
+    ("undated_dist", "Undated face max distance", float),
+    ("other_gap", "Other-person gap", float),
     ("min_face", "Min face size (px)", float),
     ("min_blur", "Min sharpness", float),
     ("min_det", "Min detector score", float),
@@ -32,9 +36,11 @@ PARAM_FIELDS = [
 BUCKET_HEADERS = ["name", "faces", "dominant year", "span", "anchor", "why"]
 
 
-def params_from_values(values: Sequence[object], undated_fragments: str = "standalone") -> SplitParams:
+def params_from_values(
+    values: Sequence[object], undated_fragments: str = "standalone", method: str = "era"
+) -> SplitParams:
     """SplitParams from the tab's inputs; raises ValueError with a readable message."""
-    given: dict[str, object] = {"undated_fragments": undated_fragments}
+    given: dict[str, object] = {"undated_fragments": undated_fragments, "method": method}
     for (name, label, kind), value in zip(PARAM_FIELDS, values):
         if name == "anchor_min" and value in (None, "", 0):
             continue  # a blank Number arrives as 0 on some gradio versions
