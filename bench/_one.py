@@ -7,9 +7,17 @@ import time
 
 
 def peak_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, workers) / 1024
+    """This process's peak resident memory (VmHWM: reset at exec, unlike ru_maxrss,
+    which Linux carries over from the parent). Pages of a memory-mapped cache that
+    were read count in it; crop worker processes are not included."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def split_task(task):

@@ -68,25 +68,8 @@ def tighten(emb: np.ndarray, idx: np.ndarray, radius: float) -> np.ndarray:
     return idx[distance_to(emb[idx], c) <= radius]
 
 
-def cosine_distance_matrix(x: np.ndarray, block: int = 4096) -> np.ndarray:
-    """Full (n, n) float64 cosine distances of unit rows, built in row blocks.
-
-    One big ``x @ x.T`` in float64 crashes some OpenBLAS builds for n >= 19,000
-    (numpy#19685), so the product is done a block of rows at a time.
-    """
-    x = x.astype(np.float64)
-    n = len(x)
-    out = np.empty((n, n), dtype=np.float64)
-    for start in range(0, n, block):
-        out[start : start + block] = x[start : start + block] @ x.T
-    np.subtract(1.0, out, out=out)
-    np.clip(out, 0.0, 2.0, out=out)
-    np.fill_diagonal(out, 0.0)
-    return np.maximum(out, out.T, out=out)
-
-
 def condensed_cosine(
-    x: np.ndarray, block: int = 2048, years: np.ndarray | None = None, year_weight: float = 0.0
+    x: np.ndarray, block: int = 1024, years: np.ndarray | None = None, year_weight: float = 0.0
 ) -> np.ndarray:
     """Condensed (upper-triangle, row-major) float64 cosine distances of unit rows,
     built a row block at a time: n(n-1)/2 doubles and one block, never n x n.
@@ -100,14 +83,13 @@ def condensed_cosine(
     pos = 0
     for start in range(0, n, block):
         stop = min(n, start + block)
-        d = 1.0 - x[start:stop] @ x[start:].T
+        d = 1.0 - x[start:stop] @ x[start:].T  # rows start..stop against columns start..n
         np.clip(d, 0.0, 2.0, out=d)
         if years is not None and year_weight:
             d += year_penalty(years[start:stop], years[start:], year_weight)
-        for i in range(start, stop):
-            row = d[i - start, i - start + 1 :]
-            out[pos : pos + len(row)] = row
-            pos += len(row)
+        upper = d[np.triu(np.ones(d.shape, dtype=bool), k=1)]  # row-major: the condensed order
+        out[pos : pos + len(upper)] = upper
+        pos += len(upper)
     return out
 
 
@@ -115,9 +97,13 @@ def year_penalty(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     """(len(a), len(b)) extra distance: ``weight`` per year apart beyond one year,
     for pairs where both faces are dated; zero otherwise. Only ever adds, so the
     components of the plain "distance < threshold" graph still hold every cluster."""
-    gap = np.abs(a[:, None] - b[None, :]) - 1
-    dated = (a[:, None] != UNDATED) & (b[None, :] != UNDATED)
-    return np.where(dated & (gap > 0), gap * weight, 0.0)
+    a16, b16 = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
+    gap = np.abs(a16[:, None] - b16[None, :])
+    gap -= 1
+    np.maximum(gap, 0, out=gap)
+    gap[a16 == UNDATED] = 0
+    gap[:, b16 == UNDATED] = 0
+    return gap * weight
 
 
 def threshold_components(x: np.ndarray, threshold: float, block: int = 1024) -> np.ndarray:
