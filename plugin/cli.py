@@ -109,7 +109,7 @@ def format_report(result: SplitResult) -> str:
         lines.append(
             f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {b.dom_year or '-':>5} {span:<10} "
             f"{REASONS.get(b.reason, b.reason)}"
-            + (f" ({b.fragments})" if b.fragments else "")
+            + (f" (+{b.fragments} fragments)" if b.fragments else "")
         )
     return "\n".join(lines)
 

@@ -139,7 +139,7 @@ def assign_eras(
     for core, extra, reason in zip(cores, attached, core_reason):
         members = tuple(sorted(core + extra))
         groups.append(Group(members, True, "anchor_with_fragments" if extra and reason == "anchor" else reason,
-                            fragments=len(extra)))
+                            fragments=len({int(labels[f]) for f in extra})))
     # what joined nothing stays together as it was clustered, one bucket per sub-cluster
     left_set = set(left)
     by_label: dict[int, list[int]] = {}

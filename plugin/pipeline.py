@@ -194,16 +194,17 @@ def analyse(
     used = dataclasses.replace(params, anchor_min=anchor_min)
 
     era = params.method == "era"
+    clustered = np.asarray(emb[rows_arr])
     with lap(clock, "subcluster"):
         try:
-            labels = method.subcluster(emb[rows_arr], params.subcluster, years_arr,
+            labels = method.subcluster(clustered, params.subcluster, years_arr,
                                        params.year_weight if era else 0.0)
         except ValueError as exc:
             raise EraSplitError(source or faceset, str(exc)) from None
     with lap(clock, "assign"):
         if era:
             groups = eras.assign_eras(
-                labels, emb[rows_arr], years_arr, np.isin(rows_arr, seed_rows), seed_c,
+                labels, clustered, years_arr, np.isin(rows_arr, seed_rows), seed_c,
                 anchor_min=anchor_min,
                 fragment_dist=params.fragment_dist,
                 era_years=params.era_years,
@@ -212,7 +213,7 @@ def analyse(
             )
         else:
             groups = method.assign_fragments(
-                labels, emb[rows_arr], years_arr,
+                labels, clustered, years_arr,
                 anchor_min=anchor_min,
                 fragment_dist=params.fragment_dist,
                 fragment_years=params.fragment_years,
@@ -235,7 +236,7 @@ def analyse(
         "survivors": int(len(survivors)),
         "clustered": int(len(rows_arr)),
         "subclusters": int(labels.max() + 1) if len(labels) else 0,
-        "anchors": sum(1 for g in groups if g.anchor),
+        "anchors": int((np.bincount(labels) >= anchor_min).sum()) if len(labels) else 0,
         "paths": len(paths_used),
         "dated_paths": dated_paths,
         "left_out": dict(sorted(left_out.items())),

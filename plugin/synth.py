@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,7 +186,7 @@ def generate(out_dir: str | os.PathLike, spec: SynthSpec = SynthSpec()) -> Synth
             emb = person.base + person.phases[phase] + shoot_offsets[sk] + _unit(rng, spec.dim, noise)
             key = f"{person.name}-{n:05d}-{len(records):05d}"
             records.append({
-                "key": key, "path": recorded, "emb": emb.astype(np.float32),
+                "key": key, "path": recorded, "file": path, "emb": emb.astype(np.float32),
                 "bbox": box, "det": float(rng.uniform(0.5, 0.99)),
                 "blur": float(np.exp(rng.normal(np.log(150), 0.7))),
             })
@@ -228,6 +229,31 @@ def generate(out_dir: str | os.PathLike, spec: SynthSpec = SynthSpec()) -> Synth
     )
 
 
+def _write_host_crops(folder: str, name: str, chosen: list[dict], records: list[dict]) -> None:
+    """The host's own crops and ``<name>_all.fsz`` (what a swap loads before any split)."""
+    from .crops import encode_png, open_displayed, plan_crop_box, render_crop
+
+    by_photo: dict[str, list[dict]] = {}
+    for r in records:
+        by_photo.setdefault(r["file"], []).append(r)
+    pngs = []
+    for r in chosen:
+        if not os.path.exists(r["file"]):
+            continue
+        image = open_displayed(r["file"])
+        others = [o["bbox"] for o in by_photo[r["file"]] if o is not r]
+        box = plan_crop_box(r["bbox"], others, image.width, image.height, 0.5)
+        if box is None:
+            continue
+        png = os.path.join(folder, f"{len(pngs):04d}.png")
+        with open(png, "wb") as fh:
+            fh.write(encode_png(render_crop(image, box, 256)))
+        pngs.append(png)
+    with zipfile.ZipFile(os.path.join(folder, f"{name}_all.fsz"), "w", zipfile.ZIP_STORED) as zf:
+        for png in pngs:
+            zf.write(png, os.path.basename(png))
+
+
 def _write_host_faceset(
     library: str, name: str, records: list[dict], who: str, rng: np.random.Generator, spec: SynthSpec
 ) -> dict:
@@ -246,6 +272,7 @@ def _write_host_faceset(
     faces.append(f"{who}-stale-key")
     folder = os.path.join(library, name)
     os.makedirs(folder, exist_ok=True)
+    _write_host_crops(folder, name, chosen, records)
     with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as fh:
         json.dump({"name": name, "faces": faces}, fh, indent=2)
     with open(os.path.join(folder, f"{name}.txt"), "w", encoding="utf-8") as fh:

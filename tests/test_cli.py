@@ -105,5 +105,10 @@ def test_demo_command(tmp_path):
     assert len(eras) >= 3
     for e in eras:
         assert (lib / e["relpath"] / f"{e['name']}_all.fsz").is_file()
+    import zipfile
+
+    with zipfile.ZipFile(lib / "faceset_001" / "faceset_001_all.fsz") as zf:  # the host's own bundle
+        names = zf.namelist()
+    assert names and all(n.endswith(".png") for n in names)
     again = run("demo", str(tmp_path / "demo"), check=False)
     assert again.returncode == 2 and "already holds a demo library" in again.stderr

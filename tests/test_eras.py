@@ -68,7 +68,7 @@ def test_fragment_faces_join_a_core_of_their_years_only(rng):
     groups = _assign(emb, years, labels)
     core = next(g for g in groups if g.anchor)
     assert set(core.members) == set(range(10)) | {10, 12}  # 2011 and the undated one
-    assert core.reason == "anchor_with_fragments" and core.fragments == 2
+    assert core.reason == "anchor_with_fragments" and core.fragments == 2  # two fragment sub-clusters
     left = [g for g in groups if not g.anchor]
     assert [g.members for g in left] == [(11,)] and left[0].reason == "fragment_far"
 
