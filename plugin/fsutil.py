@@ -42,7 +42,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 
 def dump_json(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """UTF-8 JSON. A file name that is not UTF-8 reaches us with lone surrogates
+    (Python's surrogateescape); they are written as ``\\udcXX`` escapes, which JSON
+    allows inside strings and json.loads turns back into the same name."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
 
 
 def atomic_write_json(path: str, obj: Any) -> None:

@@ -179,3 +179,23 @@ def test_odd_file_names(tiny, rng):
     report = api.apply(tiny.root, "faceset_001", tiny.cache)
     assert sum(len(b.faces) for b in report.result.buckets) == 24
     assert not report.result.counts["left_out"]
+
+
+def test_non_utf8_file_names(tiny, rng):
+    """A photo whose name is not UTF-8 (a Latin-1 'é' from an old camera card)."""
+    import json as _json
+
+    c = unit(rng)
+    raw = os.fsencode(tiny.photos) + b"/caf\xe9-"
+    for i in range(24):
+        name = os.fsdecode(raw + str(i).encode() + b".jpg")
+        save_jpeg(name, original="2012:06:01 10:00:00")
+        tiny.faces.append(Face(f"k{i}", os.path.basename(name), (100, 100, 260, 290), near(rng, c, 0.05)))
+    tiny.write_cache()
+    tiny.write_library([f"k{i}" for i in range(24)])
+    report = api.apply(tiny.root, "faceset_001", tiny.cache)
+    assert sum(len(b.faces) for b in report.result.buckets) == 24
+    era = report.result.eras[0]
+    with open(os.path.join(tiny.root, era.name, "manifest.json"), "rb") as fh:
+        data = _json.loads(fh.read().decode("utf-8"))  # still valid UTF-8 JSON
+    assert os.fsencode(data["faces"][0]["source"]).startswith(raw)  # the exact name survives
