@@ -33,7 +33,7 @@ REASONS = {
     "fragment_no_anchor": "fragment; no sub-cluster is big enough to be an anchor",
     "fragment_far": "fragment; nearest anchor too far in embedding",
     "fragment_other_years": "fragment; nearest anchor is from other years",
-    "fragment_undated": "fragment; undated or its anchor undated, so the year rule cannot be checked",
+    "fragment_undated": "undated fragment that joined no era (no year to check it by)",
     "split_by_years": "part of an anchor split by years",
     "suspected_other_person": "anchor far from the seed and nearly without curated faces: probably another person",
 }

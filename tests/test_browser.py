@@ -172,7 +172,7 @@ def test_bad_parameter_and_broken_plugin_show_errors_not_tracebacks(synth_lib, s
     page.get_by_role("tab", name="Broken plugin").click()
     page.wait_for_selector("text=this plugin is broken")
     page.get_by_role("tab", name="Era split").click()
-    page.get_by_text("Parameters (the seed's defaults)").click()
+    page.get_by_text("Parameters (defaults: the seed's, plus the era method's)").click()
     box = page.get_by_label("Recovery radius")
     for _ in range(20):  # the field may still be settling right after the accordion opens
         box.fill("9")

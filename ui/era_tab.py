@@ -64,7 +64,7 @@ def build_era_tab(
     with gr.Row():
         faceset = gr.Dropdown(names, value=names[0] if names else None, label="Faceset", scale=3)
         refresh = gr.Button("↻ Refresh list", scale=1)
-    with gr.Accordion("Parameters (the seed's defaults)", open=False):
+    with gr.Accordion("Parameters (defaults: the seed's, plus the era method's)", open=False):
         with gr.Row():
             inputs = [
                 gr.Number(value=v, label=label, precision=0 if kind is int else None, min_width=140)

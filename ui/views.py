@@ -20,7 +20,7 @@ PARAM_FIELDS = [
     ("subcluster", "Sub-cluster threshold", float),
     ("anchor_min", "Anchor size (0 or blank: scaled to the identity)", int),
     ("fragment_dist", "Fragment max distance", float),
-    ("fragment_years", "Fragment max years apart", int),
+    ("fragment_years", "Seed method: fragment max years apart", int),
     ("year_weight", "Year weight (distance per year apart)", float),
     ("era_years", "Era half-width (years)", int),
     ("undated_dist", "Undated face max distance", float),
