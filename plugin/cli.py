@@ -109,7 +109,7 @@ def format_report(result: SplitResult) -> str:
         lines.append(
             f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {b.dom_year or '-':>5} {span:<10} "
             f"{REASONS.get(b.reason, b.reason)}"
-            + (f" (+{b.fragments} fragments)" if b.fragments else "")
+            + (f" (+{b.fragments} fragment{'s' if b.fragments != 1 else ''})" if b.fragments else "")
         )
     return "\n".join(lines)
 
@@ -145,7 +145,7 @@ def cmd_plan(args: argparse.Namespace, write: bool) -> int:
 def cmd_undo(args: argparse.Namespace) -> int:
     from .writer import undo_split
 
-    removed = undo_split(args.library, args.faceset)
+    removed = undo_split(args.library, args.faceset, progress=_Progress())
     print(f"removed {len(removed)} era/thin facesets of {args.faceset}" + "".join(f"\n  {r}" for r in removed))
     return 0
 

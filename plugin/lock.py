@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .errors import EraSplitError
 
@@ -43,8 +43,11 @@ except ImportError:  # pragma: no cover - Windows
 
 
 @contextlib.contextmanager
-def library_lock(state_dir: str, timeout: float = 30.0) -> Iterator[None]:
-    """Hold the library's write lock, waiting up to ``timeout`` seconds for it."""
+def library_lock(
+    state_dir: str, timeout: float = 30.0, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold the library's write lock, waiting up to ``timeout`` seconds for it;
+    ``on_wait`` is called once if another writer holds it, so the user hears why."""
     try:
         os.makedirs(state_dir, exist_ok=True)
         path = os.path.join(state_dir, "lock")
@@ -53,7 +56,11 @@ def library_lock(state_dir: str, timeout: float = 30.0) -> Iterator[None]:
         raise EraSplitError(state_dir, f"cannot create the library lock: {exc.strerror}") from None
     try:
         deadline = time.monotonic() + timeout
+        waited = False
         while not _try_lock(fd):
+            if not waited and on_wait is not None:
+                on_wait()
+            waited = True
             if time.monotonic() >= deadline:
                 raise EraSplitError(
                     path, f"another era-split is writing this library; gave up after {timeout:g} s"

@@ -53,6 +53,15 @@ def _staging(lib: Library) -> str:
     return tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=lib.state_dir)
 
 
+def _waiter(progress: Progress | None) -> Callable[[], None]:
+    """Tell the user why a write has not started: another writer holds the lock."""
+    def wait() -> None:
+        if progress:
+            progress("waiting for another writer of this library", 0, 1)
+
+    return wait
+
+
 def _write_error(exc: OSError, root: str) -> EraSplitError:
     where = exc.filename if isinstance(exc.filename, str) else root
     return EraSplitError(where, f"write failed, library left as it was: {exc.strerror or exc}")
@@ -70,7 +79,7 @@ def apply_split(
     replacing whatever this faceset's previous split wrote."""
     root = os.fspath(root)
     lib = open_library(root)
-    with library_lock(lib.state_dir, lock_timeout):
+    with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
         recover(root)
         lib = open_library(root)  # re-read under the lock: another writer may have finished
         lib.find_faceset(result.faceset)
@@ -149,11 +158,14 @@ def _apply_locked(
     return ApplyReport(result, written, removed, sizes, warnings)
 
 
-def undo_split(root: str | os.PathLike, parent: str, *, lock_timeout: float = 30.0) -> list[str]:
+def undo_split(
+    root: str | os.PathLike, parent: str, *, lock_timeout: float = 30.0, progress: Progress | None = None
+) -> list[str]:
     """Remove every entry and folder the plugin made for ``parent``; their relpaths."""
     root = os.fspath(root)
     lib = open_library(root)
-    with library_lock(lib.state_dir, lock_timeout):
+
+    with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
         recover(root)
         lib = open_library(root)
         entries = [e for e in lib.facesets + lib.thin_eras if owned_by(e, parent)]

@@ -149,14 +149,20 @@ def test_two_concurrent_applies(template, tmp_path):
 
 def test_lock_holder_makes_a_second_writer_wait_then_fail(template, tmp_path):
     from era_split.plugin.lock import library_lock
-    from era_split.plugin.writer import undo_split
+    from era_split.plugin.writer import apply_split, undo_split
 
     lib, _, _ = template
     root = fresh_copy(lib, tmp_path / "lib")
     before = state(root)
+    told = []
     with library_lock(os.path.join(root, ".era_split")):
         with pytest.raises(EraSplitError, match="another era-split is writing this library"):
             undo_split(root, "faceset_001", lock_timeout=0.3)
+        with pytest.raises(EraSplitError, match="gave up after 0.3 s"):
+            apply_split(root, api.plan(root, "faceset_001", lib.cache_file,
+                                       remaps=[parse_remap(r) for r in lib.remaps]),
+                        lock_timeout=0.3, progress=lambda *a: told.append(a[0]))
+    assert told == ["waiting for another writer of this library"]
     assert state(root) == before
 
 
