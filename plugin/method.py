@@ -69,7 +69,7 @@ def tighten(emb: np.ndarray, idx: np.ndarray, radius: float) -> np.ndarray:
 
 
 def condensed_cosine(
-    x: np.ndarray, block: int = 1024, years: np.ndarray | None = None, year_weight: float = 0.0
+    x: np.ndarray, block: int = 256, years: np.ndarray | None = None, year_weight: float = 0.0
 ) -> np.ndarray:
     """Condensed (upper-triangle, row-major) float64 cosine distances of unit rows,
     built a row block at a time: n(n-1)/2 doubles and one block, never n x n.
