@@ -9,7 +9,6 @@ Seeds 1-3, 10-11 and 20-27 were looked at while tuning; the default seeds were n
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -45,7 +44,6 @@ def main() -> None:
         for s in args.seeds:
             archive = truth.generate(truth.TruthSpec(seed=s, **over))
             for how in rows:
-                t = time.perf_counter()
                 result = pipeline.analyse(archive.cache, archive.seed_keys, SplitParams(method=how),
                                           faceset="fs", read_photos=archive.read_photos)
                 rows[how].append(truth.score(result, archive))

@@ -133,7 +133,7 @@ def bench_million(out: str) -> None:
     task = {"op": "plan", "library": root, "cache": cache_file, "remaps": lib.remaps}
     wall, peak, data = one(task)
     print(f"  plan, first (converts the cache once): {wall:6.2f} s wall, {peak:5.0f} MB  [{fmt_laps(data['laps'])}]")
-    for i in range(2):
+    for _ in range(2):
         wall, peak, data = one(task)
         print(f"  plan, warm:               {wall:6.2f} s wall, {peak:5.0f} MB  [{fmt_laps(data['laps'])}]")
     print(f"  recovered {data['counts']['recovered']} of {data['counts']['cache']}, "

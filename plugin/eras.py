@@ -145,7 +145,7 @@ def assign_eras(
     by_label: dict[int, list[int]] = {}
     for face in sorted(left_set):
         by_label.setdefault(int(labels[face]), []).append(face)
-    for lab, faces in sorted(by_label.items()):
+    for _, faces in sorted(by_label.items()):
         reason = "fragment_undated" if all(years[f] == UNDATED for f in faces) else (
             "fragment_no_anchor" if not cores else "fragment_far")
         groups.append(Group(tuple(faces), False, reason))

@@ -170,7 +170,7 @@ def score(result: SplitResult, archive: TruthArchive, params=None) -> Scores:
     precision = float(np.mean(archive.identity[all_rows] == "target"))
     recall = len(set(all_rows) & set(gated_target.tolist())) / max(1, len(gated_target))
     near, dated, span = 0, 0, 0
-    for bucket, rows in zip(result.eras, era_rows):
+    for bucket in result.eras:
         years = np.array([f.year for f in bucket.faces if f.year])
         if len(years) == 0:
             continue
