@@ -166,18 +166,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from ..hooks.types import HostContext
-    from ..plugin.library import open_library
+    from .library import open_library
 
     open_library(args.library)  # fail early, with one line, on a bad library
     for r in args.remap:
         parse_remap(r)
     roots = tuple(r for r in args.roots.split(",") if r) if args.roots else ()
-    context = HostContext(args.library, args.cache, tuple(args.remap), roots)
-    from ..ui.host_app import build_host_app  # gradio only here
+    from ..ui.host_app import serve  # gradio only here
 
-    app = build_host_app(context)
-    app.queue().launch(server_name=args.host, server_port=args.port, inbrowser=False, show_error=True)
+    serve(args.library, args.cache, tuple(args.remap), roots, host=args.host, port=args.port)
     return 0
 
 

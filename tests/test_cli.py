@@ -112,3 +112,35 @@ def test_demo_command(tmp_path):
     assert names and all(n.endswith(".png") for n in names)
     again = run("demo", str(tmp_path / "demo"), check=False)
     assert again.returncode == 2 and "already holds a demo library" in again.stderr
+
+
+def test_ui_command_serves_on_loopback(synth_lib):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([BIN, "ui", *source_args(synth_lib), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    assert resp.status == 200
+                    assert "Era Split" in resp.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read()
+                assert time.monotonic() < deadline, "the UI did not come up"
+                time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_ui_command_refuses_a_bad_library(tmp_path):
+    proc = run("ui", "--library", str(tmp_path / "nope"), "--cache", "x.npz", check=False)
+    assert proc.returncode == 2 and "library folder not found" in proc.stderr

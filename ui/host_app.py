@@ -150,3 +150,12 @@ def build_host_app(context: HostContext, pm: pluggy.PluginManager | None = None)
             build_batch_tab(context, pm)
         build_plugin_tabs(context, pm)
     return app
+
+
+def serve(
+    library: str, cache: str | None, remaps: tuple[str, ...] = (), roots: tuple[str, ...] = (),
+    *, host: str = "127.0.0.1", port: int = 7860,
+) -> None:
+    """``era-split ui``: the reference host on ``host:port`` (loopback unless asked)."""
+    app = build_host_app(HostContext(library, cache, remaps, roots))
+    app.queue().launch(server_name=host, server_port=port, inbrowser=False, show_error=True)
