@@ -9,17 +9,9 @@ from ..plugin import api
 from ..plugin.cache import EmbeddingCache, load_cache
 from ..plugin.errors import EraSplitError
 from ..plugin.library import open_library, owned_by
-from ..plugin.paths import parse_remap
 from ..plugin.writer import undo_split
 from .hookspecs import hookimpl
 from .types import ActionResult, BatchAction, BatchItem, EraVariant, FacesetAction, HostContext, Progress, UiTab
-
-
-def _sources(context: HostContext) -> dict:
-    return {
-        "remaps": [parse_remap(r) for r in context.remaps],
-        "roots": list(context.roots) or None,
-    }
 
 
 def _need_cache(context: HostContext) -> str:
@@ -35,7 +27,7 @@ def split_faceset(
     """Split one faceset with the default parameters and write it."""
     try:
         report = api.apply(context.library, faceset, cache or _need_cache(context),
-                           progress=progress, **_sources(context))
+                           progress=progress, **context.sources())
     except EraSplitError as exc:
         return ActionResult(False, str(exc))
     r = report.result

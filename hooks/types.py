@@ -19,6 +19,12 @@ class HostContext:
     remaps: tuple[str, ...] = ()  # OLD=NEW: where recorded photo paths live now
     roots: tuple[str, ...] = ()  # scan roots, as the cache records paths
 
+    def sources(self) -> dict:
+        """The core's ``remaps``/``roots`` keyword arguments for this host's data."""
+        from ..plugin.paths import parse_remap
+
+        return {"remaps": [parse_remap(r) for r in self.remaps], "roots": list(self.roots) or None}
+
 
 @dataclass(frozen=True)
 class ActionResult:

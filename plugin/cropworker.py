@@ -19,7 +19,7 @@ import warnings
 
 from PIL import Image, ImageOps
 
-from .crops import encode_png
+from .crops import encode_png, render_crop
 
 ORIENTATION = 0x0112
 
@@ -35,7 +35,7 @@ def _cut(shown: Image.Image, jobs: list, size: int, sx: float, sy: float) -> lis
     out = []
     for name, (x0, y0, x1, y1) in jobs:
         box = (round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy))
-        out.append((name, encode_png(shown.crop(box).resize((size, size), Image.Resampling.LANCZOS))))
+        out.append((name, encode_png(render_crop(shown, box, size))))
     return out
 
 

@@ -15,8 +15,6 @@ import gradio as gr
 from ..hooks.types import HostContext
 from ..plugin import api
 from ..plugin.errors import EraSplitError
-from ..plugin.library import open_library
-from ..plugin.paths import parse_remap
 from ..plugin.writer import apply_split, undo_split
 from . import views
 
@@ -37,19 +35,6 @@ class EraTab:
     state: gr.State
 
 
-def host_faceset_names(library: str) -> list[str]:
-    try:
-        return [e["name"] for e in open_library(library).host_facesets()]
-    except EraSplitError:
-        return []
-
-
-def _progress_cb(progress: gr.Progress) -> Callable[[str, int, int], None]:
-    def cb(stage: str, done: int, total: int) -> None:
-        progress(done / total if total else 1.0, desc=stage)
-    return cb
-
-
 def build_era_tab(
     context: HostContext,
     *,
@@ -58,8 +43,8 @@ def build_era_tab(
     undo_fn: Callable = undo_split,
 ) -> EraTab:
     """Add the era tab's components and events to the current ``gr.Blocks``."""
-    names = host_faceset_names(context.library)
-    sources = {"remaps": [parse_remap(r) for r in context.remaps], "roots": list(context.roots) or None}
+    names = views.host_faceset_names(context.library)
+    sources = context.sources()
 
     with gr.Row():
         faceset = gr.Dropdown(names, value=names[0] if names else None, label="Faceset", scale=3)
@@ -114,7 +99,7 @@ def build_era_tab(
             raise gr.Error("No embedding cache configured: start with --cache FILE.")
         try:
             result = plan_fn(context.library, name, context.cache, params,
-                             progress=_progress_cb(progress), **sources)
+                             progress=views.progress_adapter(progress), **sources)
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None
         return (name, params), result
@@ -132,7 +117,7 @@ def build_era_tab(
         else:
             key, result = plan(name, how, mode, values, progress)
         try:
-            report = apply_fn(context.library, result, progress=_progress_cb(progress))
+            report = apply_fn(context.library, result, progress=views.progress_adapter(progress))
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None
         for warning in report.warnings:
@@ -154,7 +139,7 @@ def build_era_tab(
     preview.click(on_preview, [faceset, method_choice, undated, *inputs], outputs)
     apply.click(on_apply, [state, faceset, method_choice, undated, *inputs], outputs)
     undo.click(on_undo, [faceset], [summary])
-    refresh.click(lambda: gr.update(choices=host_faceset_names(context.library)), None, [faceset])
+    refresh.click(lambda: gr.update(choices=views.host_faceset_names(context.library)), None, [faceset])
     return EraTab(faceset, preview, apply, undo, summary, buckets, gallery, timeline, thin, state)
 
 

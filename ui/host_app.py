@@ -11,17 +11,10 @@ import pluggy
 
 from ..hooks.manager import flatten, get_plugin_manager
 from ..hooks.types import HostContext
-from ..plugin.errors import EraSplitError
 from ..plugin.library import open_library
+from .views import host_faceset_names, progress_adapter
 
 ALL_ERAS = "All eras (the original faceset)"
-
-
-def host_facesets(context: HostContext) -> list[str]:
-    try:
-        return [e["name"] for e in open_library(context.library).host_facesets()]
-    except EraSplitError:
-        return []
 
 
 def _variant_label(v) -> str:
@@ -35,14 +28,8 @@ def _original_fsz(context: HostContext, name: str) -> str:
     return f"{lib.folder_of(entry)}/{name}_all.fsz"
 
 
-def _progress_cb(progress: gr.Progress):
-    def cb(stage: str, done: int, total: int) -> None:
-        progress(done / total if total else 1.0, desc=stage)
-    return cb
-
-
 def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
-    names = host_facesets(context)
+    names = host_faceset_names(context.library)
     with gr.Row():
         source = gr.Dropdown(names, value=None, label="Source faceset", elem_id="swap-source", scale=3)
         refresh = gr.Button("↻ Refresh", scale=1)
@@ -89,14 +76,14 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
         chosen = next((a for a in actions_for(name) if a.label == label), None)
         if chosen is None:
             raise gr.Error(f"The action {label!r} is not offered for {name}.")
-        result = chosen.run(progress=_progress_cb(progress))
+        result = chosen.run(progress=progress_adapter(progress))
         if not result.ok:
             raise gr.Error(result.message)
         return f"**{chosen.label}**: {result.message}"
 
     outputs = [action, target, eras, loads, variants_state]
     source.change(on_source, [source], outputs)
-    refresh.click(lambda: gr.update(choices=host_facesets(context)), None, [source])
+    refresh.click(lambda: gr.update(choices=host_faceset_names(context.library)), None, [source])
     target.change(on_target, [source, target, variants_state], [loads])
     run.click(on_run, [source, action], [action_result]).then(on_source, [source], outputs)
 
@@ -115,7 +102,7 @@ def build_batch_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
         chosen = next((a for a in actions if a.label == label), None)
         if chosen is None:
             raise gr.Error("Pick a batch action first.")
-        items = chosen.run(progress=_progress_cb(progress))
+        items = chosen.run(progress=progress_adapter(progress))
         failed = sum(1 for i in items if not i.ok)
         rows = [[i.faceset, "ok" if i.ok else "FAILED", i.message] for i in items]
         return f"**{chosen.label}**: {len(items) - failed} done, {failed} failed", rows

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 
 from ..plugin.crops import open_displayed, render_crop
+from ..plugin.errors import EraSplitError
+from ..plugin.library import open_library
 from ..plugin.params import SplitParams
 from ..plugin.pipeline import REASONS, Bucket, SplitResult
 
@@ -34,6 +36,23 @@ PARAM_FIELDS = [
 ]
 
 BUCKET_HEADERS = ["name", "faces", "dominant year", "span", "anchor", "why"]
+
+
+def host_faceset_names(library: str) -> list[str]:
+    """Facesets the host made (era variants excluded); none for an unreadable library."""
+    try:
+        return [e["name"] for e in open_library(library).host_facesets()]
+    except EraSplitError:
+        return []
+
+
+def progress_adapter(progress: Callable[..., object]) -> Callable[[str, int, int], None]:
+    """The core's ``progress(stage, done, total)`` feeding a ``gr.Progress``."""
+
+    def update(stage: str, done: int, total: int) -> None:
+        progress(done / total if total else 1.0, desc=stage)
+
+    return update
 
 
 def params_from_values(
