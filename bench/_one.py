@@ -92,18 +92,15 @@ def cluster_task(task):
     emb = np.ascontiguousarray(archive.cache.embeddings)
     years = archive.exif_year
     start = time.perf_counter()
-    comps = method.threshold_components(emb, 0.35)
-    largest = int(np.bincount(comps).max())
     try:
         if task.get("plain"):
             labels = method.subcluster_plain(emb, 0.35, years, 0.05)
         else:
             labels = method.subcluster(emb, 0.35, years, 0.05)
     except ValueError as exc:
-        return {"seconds": time.perf_counter() - start, "refused": str(exc), "largest_component": largest,
-                "clusters": 0, "digest": ""}
+        return {"seconds": time.perf_counter() - start, "refused": str(exc), "clusters": 0, "digest": ""}
     return {"seconds": time.perf_counter() - start, "clusters": int(labels.max() + 1),
-            "largest_component": largest, "digest": hashlib.sha1(labels.tobytes()).hexdigest()}
+            "digest": hashlib.sha1(labels.tobytes()).hexdigest()}
 
 
 def main():

@@ -148,7 +148,7 @@ def bench_cluster(out: str) -> None:
                   f"{data['refused']}")
             continue
         print(f"  sub-cluster {n} survivors: {data['seconds']:6.2f} s, {peak:5.0f} MB peak, "
-              f"{data['clusters']} clusters, largest component {data['largest_component']}")
+              f"{data['clusters']} clusters")
         if n <= 20_000:
             wall, peak, ref = one({"op": "cluster", "n": n, "plain": True})
             same = ref["digest"] == data["digest"]

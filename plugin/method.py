@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-UNDATED = 0
-MAX_EXACT = 30_000  # faces in one component: scipy's linkage holds 2 x 8 x n^2/2 bytes
+from . import averagecut
+
+UNDATED = averagecut.UNDATED
+MAX_PLAIN = 15_000  # scipy's linkage holds 2 x 8 x n^2/2 bytes: 1.7 GB here
 
 
 def centroid(emb: np.ndarray) -> np.ndarray:
@@ -95,8 +97,7 @@ def condensed_cosine(
 
 def year_penalty(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     """(len(a), len(b)) extra distance: ``weight`` per year apart beyond one year,
-    for pairs where both faces are dated; zero otherwise. Only ever adds, so the
-    components of the plain "distance < threshold" graph still hold every cluster."""
+    for pairs where both faces are dated; zero otherwise."""
     a16, b16 = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
     gap = np.abs(a16[:, None] - b16[None, :])
     gap -= 1
@@ -106,83 +107,38 @@ def year_penalty(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
     return gap * weight
 
 
-def threshold_components(x: np.ndarray, threshold: float, block: int = 1024) -> np.ndarray:
-    """Connected components of the graph "cosine distance < threshold".
-
-    Every average-linkage cluster cut at ``threshold`` lies inside one of them:
-    two clusters with no pair closer than the threshold have an average distance
-    of at least the threshold, so they never merge below it. Clustering each
-    component alone therefore gives exactly the global partition.
-
-    The graph is kept as a bit matrix (n^2 / 8 bytes: 50 MB at 20,000) built from
-    float32 products in row blocks, with a margin so rounding never drops an
-    edge (extra edges only make components bigger, never wrong).
-    """
-    x = np.asarray(x, dtype=np.float32)
-    n = len(x)
-    bits = np.empty((n, (n + 7) // 8), dtype=np.uint8)
-    limit = np.float32(1.0 - threshold - 1e-5)  # d < t  <=>  x.y > 1 - t
-    for start in range(0, n, block):
-        bits[start : start + block] = np.packbits(x[start : start + block] @ x.T > limit, axis=1)
-    labels = np.full(n, -1, dtype=np.int64)
-    current = 0
-    for seed in range(n):
-        if labels[seed] >= 0:
-            continue
-        labels[seed] = current
-        frontier = np.array([seed])
-        while len(frontier):
-            reach = np.unpackbits(np.bitwise_or.reduce(bits[frontier], axis=0), count=n).astype(bool)
-            frontier = np.flatnonzero(reach & (labels < 0))
-            labels[frontier] = current
-        current += 1
-    return labels
-
-
 def subcluster(
     emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0
 ) -> np.ndarray:
     """Exact average-linkage clusters of unit rows; merge while the distance is below
     ``threshold`` (scikit-learn's ``distance_threshold`` semantics).
 
-    Each component of the "distance < threshold" graph is clustered on its own
-    (see :func:`threshold_components`), so memory and time follow the biggest
-    component, not the whole set. Returns labels of shape (n,), numbered 0.. by
+    Matrix-free (see :mod:`averagecut`): memory grows with n, not n^2, so 50,000
+    survivors fit in about a gigabyte. Inputs it cannot decide (more than a
+    candidate list of exactly tied neighbours) go to scipy's linkage, which needs
+    the whole distance matrix. Returns labels of shape (n,), numbered 0.. by
     cluster size (largest first), ties by the smallest member index.
     """
     n = len(emb)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)
-    comps = threshold_components(emb, threshold)
-    biggest = int(np.bincount(comps).max())
-    if biggest > MAX_EXACT:
-        raise ValueError(
-            f"{biggest} faces form one connected group at the sub-cluster threshold; exact "
-            f"average linkage would need {16 * biggest**2 / 2**30:.0f} GB (limit: {MAX_EXACT} faces). "
-            "Lower the recovery or tighten radius, or limit the scan roots"
-        )
-    raw = np.zeros(n, dtype=np.int64)
-    next_label = 0
-    for comp in np.unique(comps):
-        members = np.flatnonzero(comps == comp)
-        if len(members) == 1:
-            raw[members] = next_label
-            next_label += 1
-            continue
-        sub_years = years[members] if years is not None else None
-        z = linkage(condensed_cosine(emb[members], years=sub_years, year_weight=year_weight), method="average")
-        # fcluster merges heights <= t; scikit-learn merges heights < threshold.
-        sub = fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance")
-        raw[members] = sub - 1 + next_label
-        next_label += int(sub.max())
-    return relabel_by_size(raw)
+    try:
+        return relabel_by_size(averagecut.average_cut(emb, threshold, years, year_weight))
+    except averagecut.Undecided:
+        if n > MAX_PLAIN:
+            raise ValueError(
+                f"{n} faces with too many exactly tied distances to cluster without the full "
+                f"distance matrix, which would need {16 * n**2 / 2**30:.1f} GB (limit: {MAX_PLAIN} faces). "
+                "Lower the recovery or tighten radius, or limit the scan roots"
+            ) from None
+        return subcluster_plain(emb, threshold, years, year_weight)
 
 
 def subcluster_plain(
     emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0
 ) -> np.ndarray:
-    """The straightforward path (one linkage over every pair), kept to prove the
-    component shortcut exact."""
+    """scipy's linkage over every pair: the reference the matrix-free path is
+    tested against, and its fallback."""
     n = len(emb)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)

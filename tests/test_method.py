@@ -159,19 +159,6 @@ def test_no_anchor_leaves_fragments_standalone(rng):
     assert {g.reason for g in groups} == {"fragment_no_anchor"}
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_component_shortcut_equals_the_plain_linkage(seed):
-    rng = np.random.default_rng(100 + seed)
-    centers = [unit(rng) for _ in range(8)]
-    emb = np.array([near(rng, centers[int(rng.integers(8))], rng.uniform(0.02, 0.6)) for _ in range(300)])
-    for threshold in (0.2, 0.35, 0.5):
-        fast = method.subcluster(emb, threshold)
-        plain = method.subcluster_plain(emb, threshold)
-        assert fast.tolist() == plain.tolist()
-    comps = method.threshold_components(emb, 0.35)
-    assert len(np.unique(comps)) > 1  # the shortcut is exercised
-
-
 def test_condensed_matches_the_full_matrix():
     rng = np.random.default_rng(9)
     x = np.array([unit(rng) for _ in range(37)])
