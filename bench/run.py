@@ -11,6 +11,7 @@ start; peak memory is that process's max RSS). Generated data is kept in
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 
@@ -80,6 +82,24 @@ def fmt_laps(laps: dict) -> str:
     return ", ".join(f"{k} {laps[k]:.2f}" for k in order if k in laps)
 
 
+def print_bundles(root: str) -> None:
+    """Sizes of the era bundles written: roop-unleashed users report 100-200 MB
+    facesets failing to import."""
+    sizes = []
+    for path in glob.glob(os.path.join(root, "faceset_001_*", "*.fsz")) + glob.glob(
+        os.path.join(root, "_thin", "faceset_001_*", "*.fsz")
+    ):
+        with zipfile.ZipFile(path) as z:
+            sizes.append((os.path.getsize(path), len(z.namelist()), os.path.basename(path)))
+    alls = [s for s in sizes if s[2].endswith("_all.fsz")]
+    tops = [s for s in sizes if not s[2].endswith("_all.fsz")]
+    big = max(alls)
+    per_face = sum(s[0] for s in alls) / max(1, sum(s[1] for s in alls))
+    print(f"  bundles: {len(alls)} _all.fsz ({sum(s[0] for s in alls) / 2**20:.0f} MB in all, largest "
+          f"{big[0] / 2**20:.1f} MB for {big[1]} faces), {len(tops)} top bundles (largest "
+          f"{max(tops)[0] / 2**20:.1f} MB); {per_face / 1024:.0f} KB per face")
+
+
 def bench_apply(out: str, name: str, spec: synth.SynthSpec, change: dict) -> None:
     lib = generate(out, name, spec)
     root = fresh_library(lib, os.path.join(out, f"{name}-run"))
@@ -95,6 +115,7 @@ def bench_apply(out: str, name: str, spec: synth.SynthSpec, change: dict) -> Non
     wall, peak, data = one({**task, "op": "apply"})
     print(f"  apply, cold:              {wall:6.2f} s wall, {peak:5.0f} MB  [{fmt_laps(data['laps'])}]")
     cold = wall
+    print_bundles(root)
     wall, peak, data = one({**task, "op": "apply", "params": change})
     print(f"  re-apply, {json.dumps(change)}: {wall:6.2f} s wall, {peak:5.0f} MB  [{fmt_laps(data['laps'])}]")
     wall, peak, data = one({**task, "op": "apply", "params": change})

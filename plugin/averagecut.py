@@ -238,7 +238,7 @@ class _Clusters:
     # -- merging -----------------------------------------------------------------------
     def merge(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Merge each pair i[k] <- j[k] (i < j); returns the rows whose lists changed."""
-        n, m = self.n, self.m
+        n = self.n
         ni, nj = self.cnt[i].copy(), self.cnt[j].copy()
         old_cnt = self.cnt.copy()
         self.S[i] += self.S[j]
