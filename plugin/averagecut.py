@@ -33,6 +33,7 @@ import numpy as np
 UNDATED = 0
 CHUNK = 64  # columns per chunk in smallest_k
 EPS = 1e-12  # float64 rounding allowance for bounds derived by averaging
+FAR = np.float32(1e30)  # an inactive column's distance in the float32 filter
 
 
 class Undecided(RuntimeError):
@@ -76,22 +77,25 @@ def smallest_k(d: np.ndarray, k: int) -> np.ndarray:
 class _Clusters:
     """Cluster sums, candidate lists and nearest neighbours; ids are the smallest member."""
 
-    def __init__(self, x: np.ndarray, threshold: float, years, year_weight: float, m: int, block: int):
+    def __init__(self, x: np.ndarray, threshold: float, years, year_weight: float, m: int, block: int,
+                 batch: int = 256):
         n = len(x)
-        self.n, self.m, self.t, self.block = n, m, float(threshold), block
+        self.n, self.m, self.t, self.block, self.batch = n, m, float(threshold), block, batch
         self.S = np.array(x, dtype=np.float64)
         self.H, P = year_form(n, years, year_weight)
         self.HP = self.H @ P
         self.cnt = np.ones(n + 1)  # index n is the "empty entry" sentinel everywhere
         self.cnt[n] = 0
-        left = np.concatenate([self.S, self.H], axis=1)
-        right = np.concatenate([-self.S, self.HP], axis=1)
-        self.CL = left.astype(np.float32)  # mean vectors for the float32 filter:
-        self.CR = right.astype(np.float32)  # 1 + CL . CR = distance, up to the margin
+        left = np.concatenate([self.S, self.H, np.ones((n, 1))], axis=1)
+        right = np.concatenate([-self.S, self.HP, np.zeros((n, 1))], axis=1)
+        # mean vectors for the float32 filter: 1 + CL . CR = distance, up to the margin;
+        # the last column (CL 1, CR 0) lets an inactive column read as "infinitely far"
+        self.CL = left.astype(np.float32)
+        self.CR = right.astype(np.float32)
         # |fl32(a.b) - a.b| <= gamma_k |a| |b|, plus the rounding of the inputs to float32
         k = left.shape[1]
         u = 2.0**-24
-        norm_l = float(np.sqrt((left**2).sum(axis=1)).max()) if n else 0.0
+        norm_l = float(np.sqrt((left[:, :-1] ** 2).sum(axis=1)).max()) if n else 0.0
         norm_r = float(np.sqrt((right**2).sum(axis=1)).max()) if n else 0.0
         self.margin = 2.0 * ((k + 2) * u / (1 - (k + 2) * u)) * max(norm_l, 1.0) * max(norm_r, 1.0) + 1e-9
         self.active = np.ones(n + 1, dtype=bool)
@@ -108,6 +112,8 @@ class _Clusters:
         self._right = self._colpos = np.zeros(0)
         self._live = 0
         self._stale: list[np.ndarray] = []
+        self.waiting = np.zeros(n + 1, dtype=bool)  # lists ran dry: refreshed in batches
+        self.tries = np.zeros(n + 1, dtype=np.int8)  # refreshes since the row last settled
 
     # -- distances -----------------------------------------------------------------
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -137,6 +143,7 @@ class _Clusters:
             self._cols[: len(act)] = act
             self._right = np.zeros((width, self.CR.shape[1]), dtype=np.float32)
             self._right[: len(act)] = self.CR[act]
+            self._right[len(act) :, -1] = FAR
             self._colpos = np.full(self.n + 1, -1)
             self._colpos[act] = np.arange(len(act))
             self._live = len(act)
@@ -146,6 +153,7 @@ class _Clusters:
             changed = changed[self.active[changed]]
             self._right[self._colpos[changed]] = self.CR[changed]
             self._stale.clear()
+        self._right[~self.active[self._cols], -1] = FAR
         return self._cols, self._right
 
     def refresh(self, rows: np.ndarray) -> None:
@@ -153,7 +161,6 @@ class _Clusters:
         if len(rows) == 0:
             return
         cols, right = self._columns()
-        dead = np.flatnonzero(~self.active[cols])
         k = min(self.m + 1, int(self.active.sum()) - 1)
         for s in range(0, len(rows), self.block):
             b = rows[s : s + self.block]
@@ -162,7 +169,6 @@ class _Clusters:
                 self.floor[b] = np.inf
                 continue
             d = self.CL[b] @ right.T
-            d[:, dead] = np.inf
             d[np.arange(len(b)), self._colpos[b]] = np.inf
             idx = smallest_k(d, k)
             vals = np.take_along_axis(d, idx, axis=1)
@@ -195,34 +201,41 @@ class _Clusters:
             else:
                 self.floor[r], self.floor_id[r] = np.inf, -1
 
-    def settle(self, rows: np.ndarray) -> None:
+    def settle(self, rows: np.ndarray, flush: bool = False) -> None:
         """Nearest neighbour (below the threshold) of every row in ``rows``, or mark
-        the row final; refreshes lists that cannot decide."""
-        tries = np.zeros(self.n, dtype=np.int8)
+        the row final. Rows whose lists cannot decide wait (no nearest neighbour,
+        so they pair with nobody) until ``batch`` of them are refreshed together,
+        or all waiting ones when ``flush``."""
         rows = rows[self.active[rows]]
-        pool: list[np.ndarray] = []  # undecided rows, refreshed together once the rest settle
+        pool: list[np.ndarray] = []
         while True:
             if len(rows) == 0:
-                if not pool:
+                if pool:
+                    stuck = np.concatenate(pool)
+                    pool = []
+                    self.nn[stuck] = self.n
+                    self.waiting[stuck] = True
+                queued = np.flatnonzero(self.waiting)
+                if len(queued) == 0 or (not flush and len(queued) < self.batch):
                     return
-                rows = np.concatenate(pool)
-                pool = []
-                tries[rows] += 1
-                if (tries[rows] > 2).any():
+                self.waiting[queued] = False
+                rows = queued
+                self.tries[rows] += 1
+                if (self.tries[rows] > 2).any():
                     raise Undecided("more nearest neighbours at one distance than the candidate lists hold")
-                self.refresh(rows[tries[rows] == 1])
-                self.refresh_exact(rows[tries[rows] == 2])
+                self.refresh(rows[self.tries[rows] == 1])
+                self.refresh_exact(rows[self.tries[rows] == 2])
             lo, ids, ex = self.lo[rows], self.ids[rows], self.exact[rows]
             low = lo.min(axis=1)
             # the smallest bound is not an exact distance yet: compute it (and its ties)
             pending = ~ex & (lo == low[:, None]) & (low < self.t)[:, None]
-            waiting = pending.any(axis=1)
-            if waiting.any():
+            unsure = pending.any(axis=1)
+            if unsure.any():
                 pr, pc = np.nonzero(pending)
                 rr = rows[pr]
                 self.lo[rr, pc] = self.distance(rr, self.ids[rr, pc])
                 self.exact[rr, pc] = True
-            done = ~waiting
+            done = ~unsure
             lo, ids, ex, low, decided = lo[done], ids[done], ex[done], low[done], rows[done]
             floor, floor_id = self.floor[decided], self.floor_id[decided]
             final = (low >= self.t) & (floor >= self.t)
@@ -230,10 +243,12 @@ class _Clusters:
             known = (low < self.t) & ((low < floor) | ((low == floor) & (floor_id >= 0) & (nn < floor_id)))
             self.active[decided[final]] = False
             self.nn[decided[known]], self.nd[decided[known]] = nn[known], low[known]
+            settled = decided[final | known]
+            self.tries[settled], self.waiting[settled] = 0, False
             stuck = decided[~final & ~known]
             if len(stuck):
                 pool.append(stuck)
-            rows = rows[waiting]
+            rows = rows[unsure]
 
     # -- merging -----------------------------------------------------------------------
     def merge(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -247,8 +262,8 @@ class _Clusters:
             self.HP[i] += self.HP[j]
         self.cnt[i] += nj
         inv = (1.0 / self.cnt[i])[:, None]
-        self.CL[i] = np.concatenate([self.S[i], self.H[i]], axis=1) * inv
-        self.CR[i] = np.concatenate([-self.S[i], self.HP[i]], axis=1) * inv
+        self.CL[i, :-1] = np.concatenate([self.S[i], self.H[i]], axis=1) * inv
+        self.CR[i, :-1] = np.concatenate([-self.S[i], self.HP[i]], axis=1) * inv
         self.active[j] = False
         self.rep[j] = i
         self._stale.append(i)
@@ -378,7 +393,11 @@ class _Clusters:
             partner = self.nn[act]
             pair = (self.nn[partner] == act) & (act < partner)
             if not pair.any():
-                raise Undecided("no two clusters are each other's nearest neighbour")
+                if not self.waiting.any():
+                    raise Undecided("no two clusters are each other's nearest neighbour")
+                self.settle(dirty[:0], flush=True)
+                dirty = dirty[:0]
+                continue
             dirty = self.merge(act[pair], partner[pair])
             dirty = dirty[self.active[dirty]]
         root = self.rep[:n].copy()
