@@ -15,15 +15,18 @@ neighbour is at or above the threshold never merges again.
 Nearest neighbours come from a short candidate list per cluster: ``m`` entries
 with a *lower bound* on their distance, plus a floor below which no cluster
 outside the list lies. Bounds come from float32 matrix products (with a proven
-error margin) and, after a merge, from the Lance-Williams average of the parts'
-bounds and floors; an entry is computed exactly (float64, from the sums) only
-when it could be the nearest. A cluster is compared with all others again only
-when its list runs dry. Exact ties are broken by the smaller cluster id.
+error margin) and, after a merge, from the count-weighted average of the
+halves' bounds and floors; an entry is computed exactly (float64, from the
+sums) only when it could be the nearest. A cluster whose list runs dry waits
+(pairing with nobody) until a batch of them is compared with every active
+cluster in one product.
 
-The result is the partition of scipy's ``linkage(method="average")`` cut below
-the threshold; inputs where the lists cannot settle the nearest neighbour (more
-than ``m`` clusters at one exactly equal distance) raise :class:`Undecided`, and
-the caller falls back to scipy.
+Exact ties are broken by the smaller cluster id: near-ties the float32 filter
+cannot separate get a list of exact distances whose floor carries the id of
+the first cluster left out. The result is the partition of scipy's
+``linkage(method="average")`` cut below the threshold, wherever that partition
+does not depend on how ties are broken. :class:`Undecided` is a safety net
+(no input is known to reach it): the caller then falls back to scipy.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ FAR = np.float32(1e30)  # an inactive column's distance in the float32 filter
 
 
 class Undecided(RuntimeError):
-    """The candidate lists could not settle a nearest neighbour (massive exact ties)."""
+    """The candidate lists could not settle a nearest neighbour."""
 
 
 def year_form(n: int, years: np.ndarray | None, weight: float) -> tuple[np.ndarray, np.ndarray]:
@@ -289,6 +292,10 @@ class _Clusters:
         return np.where(hit.any(axis=1), listed, self.floor[b])
 
     def _average_entries(self, rows: np.ndarray, merged: np.ndarray, partner: np.ndarray, old_cnt: np.ndarray) -> None:
+        """Rows that list a cluster merged this round: its halves' entries become one
+        entry, bounded by the count-weighted average of the halves' bounds; a half
+        the row does not list counts with the row's floor (or, if larger, that
+        half's own bound on the row)."""
         n = self.n
         ids, lo = self.ids[rows], self.lo[rows]
         part = merged[ids]
@@ -328,7 +335,10 @@ class _Clusters:
 
     def _union_lists(self, i, j, ni, nj, merged):
         """Lists for the merged clusters: every cluster either half listed, bounded
-        by the weighted average of the halves' bounds (or floors)."""
+        by the count-weighted average of the halves' bounds (a half that does not
+        list it counts with its floor); entries that merged this round too are
+        computed exactly. The floor is the halves' averaged floors, lowered to the
+        best entry that no longer fits in ``m``."""
         n, m = self.n, self.m
         k = len(i)
         ids = np.concatenate([self.ids[i], self.ids[j]], axis=1)

@@ -97,14 +97,32 @@ def test_smallest_k(shape, k):
     np.testing.assert_array_equal(got, np.sort(d, axis=1)[:, :k])
 
 
+def undecided(*args, **kwargs):
+    raise averagecut.Undecided("test")
+
+
 def test_undecided_falls_back_to_scipy_or_refuses(monkeypatch, rng):
     x = np.array([near(rng, unit(rng), 0.2) for _ in range(50)])
-
-    def undecided(*args, **kwargs):
-        raise averagecut.Undecided("test")
-
     monkeypatch.setattr(averagecut, "average_cut", undecided)
     assert method.subcluster(x, 0.35).tolist() == scipy_labels(x, 0.35)
     monkeypatch.setattr(method, "MAX_PLAIN", 40)
     with pytest.raises(ValueError, match="50 faces.*limit: 40 faces"):
         method.subcluster(x, 0.35)
+
+
+@pytest.mark.parametrize("method_name", ["era", "seed"])
+def test_plan_buckets_equal_with_scipy_linkage(synth_lib, monkeypatch, method_name):
+    """The whole plan on a generated archive: same buckets whichever path clusters."""
+    from era_split.plugin import api
+    from era_split.plugin.params import SplitParams
+    from era_split.plugin.paths import parse_remap
+
+    def buckets():
+        result = api.plan(synth_lib.root, "faceset_001", synth_lib.cache_file, SplitParams(method=method_name),
+                          remaps=[parse_remap(r) for r in synth_lib.remaps])
+        return [(b.name, b.reason, sorted(f.key for f in b.faces)) for b in result.buckets]
+
+    fast = buckets()
+    monkeypatch.setattr(averagecut, "average_cut", undecided)  # scipy's linkage instead
+    assert buckets() == fast
+    assert len(fast) > 2
