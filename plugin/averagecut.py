@@ -89,17 +89,20 @@ class _Clusters:
         self.HP = self.H @ P
         self.cnt = np.ones(n + 1)  # index n is the "empty entry" sentinel everywhere
         self.cnt[n] = 0
-        left = np.concatenate([self.S, self.H, np.ones((n, 1))], axis=1)
-        right = np.concatenate([-self.S, self.HP, np.zeros((n, 1))], axis=1)
+        dim, years_dim = self.S.shape[1], self.H.shape[1]
         # mean vectors for the float32 filter: 1 + CL . CR = distance, up to the margin;
         # the last column (CL 1, CR 0) lets an inactive column read as "infinitely far"
-        self.CL = left.astype(np.float32)
-        self.CR = right.astype(np.float32)
+        self.CL = np.empty((n, dim + years_dim + 1), dtype=np.float32)
+        self.CR = np.empty_like(self.CL)
+        self.CL[:, :dim], self.CL[:, dim:-1], self.CL[:, -1] = self.S, self.H, 1.0
+        np.negative(self.S, out=self.CR[:, :dim], casting="same_kind")
+        self.CR[:, dim:-1], self.CR[:, -1] = self.HP, 0.0
         # |fl32(a.b) - a.b| <= gamma_k |a| |b|, plus the rounding of the inputs to float32
-        k = left.shape[1]
+        k = dim + years_dim + 1
         u = 2.0**-24
-        norm_l = float(np.sqrt((left[:, :-1] ** 2).sum(axis=1)).max()) if n else 0.0
-        norm_r = float(np.sqrt((right**2).sum(axis=1)).max()) if n else 0.0
+        sq = np.einsum("ij,ij->i", self.S, self.S)
+        norm_l = float(np.sqrt((sq + np.einsum("ij,ij->i", self.H, self.H)).max())) if n else 0.0
+        norm_r = float(np.sqrt((sq + np.einsum("ij,ij->i", self.HP, self.HP)).max())) if n else 0.0
         self.margin = 2.0 * ((k + 2) * u / (1 - (k + 2) * u)) * max(norm_l, 1.0) * max(norm_r, 1.0) + 1e-9
         self.active = np.ones(n + 1, dtype=bool)
         self.active[n] = False
