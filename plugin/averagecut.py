@@ -80,15 +80,15 @@ def smallest_k(d: np.ndarray, k: int) -> np.ndarray:
 class _Clusters:
     """Cluster sums, candidate lists and nearest neighbours; ids are the smallest member."""
 
-    def __init__(self, x: np.ndarray, threshold: float, years, year_weight: float, m: int, block: int,
-                 batch: int = 256):
+    def __init__(self, x: np.ndarray, weight: np.ndarray, threshold: float, years, year_weight: float,
+                 m: int, block: int, batch: int = 256):
         n = len(x)
         self.n, self.m, self.t, self.block, self.batch = n, m, float(threshold), block, batch
-        self.S = np.array(x, dtype=np.float64)
+        self.S = np.array(x, dtype=np.float64)  # rows of one weighted point: the mean, then the sum
         self.H, P = year_form(n, years, year_weight)
         self.HP = self.H @ P
-        self.cnt = np.ones(n + 1)  # index n is the "empty entry" sentinel everywhere
-        self.cnt[n] = 0
+        self.cnt = np.zeros(n + 1)  # index n is the "empty entry" sentinel everywhere
+        self.cnt[:n] = weight
         dim, years_dim = self.S.shape[1], self.H.shape[1]
         # mean vectors for the float32 filter: 1 + CL . CR = distance, up to the margin;
         # the last column (CL 1, CR 0) lets an inactive column read as "infinitely far"
@@ -103,6 +103,11 @@ class _Clusters:
         sq = np.einsum("ij,ij->i", self.S, self.S)
         norm_l = float(np.sqrt((sq + np.einsum("ij,ij->i", self.H, self.H)).max())) if n else 0.0
         norm_r = float(np.sqrt((sq + np.einsum("ij,ij->i", self.HP, self.HP)).max())) if n else 0.0
+        if (weight != 1).any():
+            w = np.asarray(weight, dtype=np.float64)[:, None]
+            self.S *= w
+            self.H *= w
+            self.HP *= w
         self.margin = 2.0 * ((k + 2) * u / (1 - (k + 2) * u)) * max(norm_l, 1.0) * max(norm_r, 1.0) + 1e-9
         self.active = np.ones(n + 1, dtype=bool)
         self.active[n] = False
@@ -427,8 +432,31 @@ def average_cut(
 ) -> np.ndarray:
     """Cluster id (smallest member index) of each row: average linkage over the
     (year-aware) cosine distance, merging while the distance is below ``threshold``.
-    Raises :class:`Undecided` on inputs the lists cannot decide."""
+
+    Exact copies (the same photo cached twice) become one point of their count's
+    weight first: they are nearer each other than anything else and would merge
+    first anyway, and many copies of one face would otherwise tie beyond what
+    the candidate lists hold. Raises :class:`Undecided` on inputs the lists
+    cannot decide.
+    """
+    x = np.asarray(x)
     n = len(x)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)
-    return _Clusters(np.asarray(x), threshold, years, year_weight, m, block).run()
+    dated = years is not None and bool(year_weight)
+    x = np.ascontiguousarray(x)
+    _, same = np.unique(x.view(np.dtype((np.void, x.dtype.itemsize * x.shape[1]))).ravel(), return_inverse=True)
+    key = same.reshape(-1).astype(np.int64)
+    if dated:
+        ys = np.asarray(years, dtype=np.int64)
+        key = key * (int(ys.max() - ys.min()) + 1) + (ys - ys.min())
+    _, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    if len(first) == n:
+        weight = np.ones(n)
+        return _Clusters(x, weight, threshold, years, year_weight, m, block).run()
+    order = np.argsort(first)  # points in the order of their first copy: ties break as without copies
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    point = _Clusters(x[first[order]], count[order], threshold, years[first[order]] if dated else None,
+                      year_weight, m, block).run()
+    return first[order][point[rank[inverse.reshape(-1)]]]

@@ -65,12 +65,35 @@ def test_distances_a_hair_either_side_of_the_threshold():
 
 
 def test_more_exact_copies_than_a_list_holds():
+    """Copies become one weighted point (a photo cached many times)."""
     rng = np.random.default_rng(0)
     x = np.array([unit(rng, 16) for _ in range(300)], dtype=np.float32)
     x[40:140] = x[3]
     x[200:230] = x[201]
+    years = np.where(np.arange(300) % 3, 2010, 2014)
+    years[40:140], years[200:230] = years[3], years[201]
     for t in (0.35, 1.0, 1.3):
         assert ours(x, t, m=4) == scipy_labels(x, t)
+        assert ours(x, t, years, 0.05, m=4) == scipy_labels(x, t, years, 0.05)
+
+
+def test_near_copies_float32_cannot_order(monkeypatch):
+    """More near-identical faces than a list holds: the exact lists decide."""
+    rng = np.random.default_rng(0)
+    x = np.array([unit(rng, 16) for _ in range(300)])
+    for i in range(40, 140):
+        x[i] = near(rng, x[3], 1e-12, 16)
+    exact_rows = []
+    refresh_exact = averagecut._Clusters.refresh_exact
+
+    def spy(self, rows):
+        exact_rows.extend(rows.tolist())
+        return refresh_exact(self, rows)
+
+    monkeypatch.setattr(averagecut._Clusters, "refresh_exact", spy)
+    for t in (0.35, 1.0, 1.3):
+        assert ours(x.astype(np.float32), t, m=4) == scipy_labels(x.astype(np.float32), t)
+    assert len(exact_rows) > 50
 
 
 def test_exact_ties_merge_smallest_ids_first():
