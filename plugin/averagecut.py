@@ -43,20 +43,27 @@ class Undecided(RuntimeError):
     """The candidate lists could not settle a nearest neighbour."""
 
 
+def year_penalty(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
+    """(len(a), len(b)) extra distance: ``weight`` per year apart beyond one year,
+    for pairs where both faces are dated; zero otherwise."""
+    a16, b16 = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
+    gap = np.abs(a16[:, None] - b16[None, :])
+    gap -= 1
+    np.maximum(gap, 0, out=gap)
+    gap[a16 == UNDATED] = 0
+    gap[:, b16 == UNDATED] = 0
+    return gap * weight
+
+
 def year_form(n: int, years: np.ndarray | None, weight: float) -> tuple[np.ndarray, np.ndarray]:
-    """One-hot year histograms H (n, k) and the penalty matrix P (k, k) such that
-    ``H[i] @ P @ H[j]`` is ``weight`` per year apart beyond one, zero when either
-    face is undated (the same rule as :func:`method.year_penalty`)."""
+    """One-hot year histograms H (n, k) and the penalty matrix P (k, k) between the
+    k distinct years, so that ``H[i] @ P @ H[j]`` is :func:`year_penalty` of faces i, j."""
     if years is None or not weight:
         return np.zeros((n, 0)), np.zeros((0, 0))
-    ys = np.asarray(years, dtype=np.int64)
-    vals, inv = np.unique(ys, return_inverse=True)
-    hist = np.zeros((len(ys), len(vals)))
-    hist[np.arange(len(ys)), inv.reshape(-1)] = 1.0
-    gap = np.maximum(np.abs(vals[:, None] - vals[None, :]) - 1, 0)
-    gap[vals == UNDATED, :] = 0
-    gap[:, vals == UNDATED] = 0
-    return hist, gap * weight
+    vals, inv = np.unique(np.asarray(years, dtype=np.int64), return_inverse=True)
+    hist = np.zeros((n, len(vals)))
+    hist[np.arange(n), inv.reshape(-1)] = 1.0
+    return hist, year_penalty(vals, vals, weight)
 
 
 def smallest_k(d: np.ndarray, k: int) -> np.ndarray:
@@ -118,7 +125,6 @@ class _Clusters:
         self.floor = np.full(n, np.inf)
         self.floor_id = np.full(n, -1, dtype=np.int64)  # >= 0: floor excludes (floor, id) ties below it
         self.nn = np.full(n + 1, n, dtype=np.int64)
-        self.nd = np.full(n + 1, np.inf)
         self._cols: np.ndarray | None = None
         self._right = self._colpos = np.zeros(0)
         self._live = 0
@@ -253,7 +259,7 @@ class _Clusters:
             nn = np.where(ex & (lo == low[:, None]), ids, self.n).min(axis=1)
             known = (low < self.t) & ((low < floor) | ((low == floor) & (floor_id >= 0) & (nn < floor_id)))
             self.active[decided[final]] = False
-            self.nn[decided[known]], self.nd[decided[known]] = nn[known], low[known]
+            self.nn[decided[known]] = nn[known]
             settled = decided[final | known]
             self.tries[settled], self.waiting[settled] = 0, False
             stuck = decided[~final & ~known]

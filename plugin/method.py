@@ -14,8 +14,8 @@ import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from . import averagecut
+from .averagecut import UNDATED, year_penalty
 
-UNDATED = averagecut.UNDATED
 MAX_PLAIN = 15_000  # scipy's linkage holds 2 x 8 x n^2/2 bytes: 1.7 GB here
 
 
@@ -95,18 +95,6 @@ def condensed_cosine(
     return out
 
 
-def year_penalty(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
-    """(len(a), len(b)) extra distance: ``weight`` per year apart beyond one year,
-    for pairs where both faces are dated; zero otherwise."""
-    a16, b16 = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
-    gap = np.abs(a16[:, None] - b16[None, :])
-    gap -= 1
-    np.maximum(gap, 0, out=gap)
-    gap[a16 == UNDATED] = 0
-    gap[:, b16 == UNDATED] = 0
-    return gap * weight
-
-
 def subcluster(
     emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0
 ) -> np.ndarray:
@@ -114,9 +102,9 @@ def subcluster(
     ``threshold`` (scikit-learn's ``distance_threshold`` semantics).
 
     Matrix-free (see :mod:`averagecut`): memory grows with n, not n^2, so 50,000
-    survivors fit in about a gigabyte. Inputs it cannot decide (more than a
-    candidate list of exactly tied neighbours) go to scipy's linkage, which needs
-    the whole distance matrix. Returns labels of shape (n,), numbered 0.. by
+    survivors fit in about a gigabyte. Should its candidate lists ever fail to
+    decide (a safety net no known input reaches), scipy's linkage takes over,
+    which needs the whole distance matrix. Returns labels of shape (n,), numbered 0.. by
     cluster size (largest first), ties by the smallest member index.
     """
     n = len(emb)
@@ -127,7 +115,7 @@ def subcluster(
     except averagecut.Undecided:
         if n > MAX_PLAIN:
             raise ValueError(
-                f"{n} faces with too many exactly tied distances to cluster without the full "
+                f"{n} faces whose nearest neighbours could not be settled without the full "
                 f"distance matrix, which would need {16 * n**2 / 2**30:.1f} GB (limit: {MAX_PLAIN} faces). "
                 "Lower the recovery or tighten radius, or limit the scan roots"
             ) from None
