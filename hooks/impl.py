@@ -9,7 +9,7 @@ from ..plugin import api
 from ..plugin.cache import EmbeddingCache, load_cache
 from ..plugin.errors import EraSplitError
 from ..plugin.library import open_library, owned_by
-from ..plugin.writer import undo_split
+from ..plugin.writer import undo_report
 from .hookspecs import hookimpl
 from .types import ActionResult, BatchAction, BatchItem, EraVariant, FacesetAction, HostContext, Progress, UiTab
 
@@ -41,10 +41,12 @@ def split_faceset(
 
 def undo_faceset(context: HostContext, faceset: str) -> ActionResult:
     try:
-        removed = undo_split(context.library, faceset)
+        removed, warnings = undo_report(context.library, faceset)
     except EraSplitError as exc:
         return ActionResult(False, str(exc))
-    return ActionResult(True, f"{faceset}: removed {len(removed)} era and thin facesets", {"removed": removed})
+    kept = f"; {'; '.join(warnings)}" if warnings else ""
+    return ActionResult(True, f"{faceset}: removed {len(removed)} era and thin facesets{kept}",
+                        {"removed": removed, "warnings": warnings})
 
 
 def split_all(context: HostContext, progress: Progress | None = None) -> list[BatchItem]:

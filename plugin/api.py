@@ -32,10 +32,13 @@ def plan(
     roots: Sequence[str] | None = None,
     progress: Progress | None = None,
     clock: Stopwatch | None = None,
+    force: bool = False,
 ) -> SplitResult:
-    """Analyse one faceset; writes nothing but caches under ``.era_split/``."""
+    """Analyse one faceset; writes nothing but caches under ``.era_split/``.
+    ``force`` splits even when most photos cannot be read."""
     lib = open_library(library)
     entry = lib.find_faceset(faceset)
+    lib.check_write_paths()  # the caches below are written there
     keys, manifest = lib.faceset_keys(entry)
     if not isinstance(cache, EmbeddingCache):
         with lap(clock, "load"):
@@ -52,6 +55,7 @@ def plan(
         taken_names=lib.taken_names(faceset),
         source=manifest,
         clock=clock,
+        force=force,
     )
 
 
@@ -65,7 +69,10 @@ def apply(
     roots: Sequence[str] | None = None,
     progress: Progress | None = None,
     clock: Stopwatch | None = None,
+    force: bool = False,
 ) -> ApplyReport:
-    """Plan and write one faceset's split into the library."""
-    result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress, clock=clock)
-    return apply_split(library, result, progress=progress, clock=clock)
+    """Plan and write one faceset's split into the library. Without ``force``,
+    a split that lost most of its faces is refused and the old one kept."""
+    result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress,
+                  clock=clock, force=force)
+    return apply_split(library, result, progress=progress, clock=clock, force=force)

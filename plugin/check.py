@@ -6,10 +6,13 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 
+from PIL import Image
+
 from .errors import EraSplitError
-from .library import MANIFEST, OWNER, THIN_DIR, open_library, owned_by, read_json
+from .fsutil import open_regular
+from .library import MANIFEST, OWNER, STATE_DIR, THIN_DIR, open_library, owned_by, prove_owned, read_json
 from .lock import library_lock
-from .transaction import pending, recover, stale_staging
+from .transaction import REJECTED, pending, recover, stale_staging
 
 
 @dataclass
@@ -42,23 +45,47 @@ def _check_bundle(path: str, expected: int | None, problems: list[str]) -> None:
         problems.append(f"{path}: holds {len(names)} crops, its manifest lists {expected}")
 
 
+def _sound_png(path: str) -> str | None:
+    """None for a complete square PNG, else what is wrong with it."""
+    try:
+        with open_regular(path) as fh, Image.open(fh) as im:
+            if im.format != "PNG":
+                return f"is {im.format}, not PNG"
+            if im.width != im.height:
+                return f"is {im.width}x{im.height}, not square"
+            im.verify()
+    except FileNotFoundError:
+        return "is missing"
+    except Exception as exc:  # any decoder complaint is damage
+        return f"is damaged ({exc})"
+    return None
+
+
 def _check_owned(folder: str, entry: dict, problems: list[str]) -> None:
     name = entry["name"]
-    manifest = os.path.join(folder, MANIFEST)
-    try:
-        data = read_json(manifest)
-    except EraSplitError as exc:
-        problems.append(str(exc))
+    proof = prove_owned(folder, entry)
+    if not proof.ours:
+        problems.append(f"{folder}: listed as era-split's, but not provably made by it: {proof.why}")
         return
+    if proof.foreign:
+        problems.append(f"{folder}: holds files era-split did not write: {', '.join(proof.foreign[:5])} "
+                        "(a re-split or undo refuses until they are moved out)")
+    manifest = os.path.join(folder, MANIFEST)
+    data = read_json(manifest)
     faces = data.get("faces") if isinstance(data, dict) else None
     if not isinstance(faces, list):
         problems.append(f"{manifest}: has no 'faces' list")
         return
     if entry.get("faces") != len(faces):
         problems.append(f"{manifest}: lists {len(faces)} faces, the library entry says {entry.get('faces')}")
-    for face in faces:
-        if not os.path.isfile(os.path.join(folder, str(face.get("file")))):
-            problems.append(f"{folder}: crop {face.get('file')!r} is missing")
+    for i, face in enumerate(faces):
+        file = face.get("file") if isinstance(face, dict) else None
+        if not isinstance(file, str) or "/" in file or "\\" in file or file.startswith("."):
+            problems.append(f"{manifest}: faces[{i}] has no plain crop file name")
+            break
+        bad = _sound_png(os.path.join(folder, file))
+        if bad:
+            problems.append(f"{folder}: crop {file!r} {bad}")
             break
     _check_bundle(os.path.join(folder, f"{name}_all.fsz"), len(faces), problems)
     tops = [n for n in os.listdir(folder) if n.startswith(f"{name}_top") and n.endswith(".fsz")]
@@ -73,16 +100,22 @@ def check_library(root: str | os.PathLike, *, repair: bool = False) -> CheckRepo
     report = CheckReport()
     if repair:
         lib = open_library(root)
+        lib.check_write_paths()
         with library_lock(lib.state_dir):
             done = recover(root)
             if done:
                 report.repaired.append(done)
     if pending(root):
         report.problems.append(f"{root}: an interrupted write is pending (run check --repair)")
+    rejected = os.path.join(root, STATE_DIR, REJECTED)
+    if os.path.lexists(rejected):
+        report.problems.append(f"{rejected}: a journal era-split did not write was set aside; "
+                               "look at it, then delete it")
     for folder in stale_staging(root):
         report.problems.append(f"{folder}: leftover staging folder (run check --repair)")
     try:
         lib = open_library(root)
+        lib.check_write_paths()
     except EraSplitError as exc:
         report.problems.append(str(exc))
         return report

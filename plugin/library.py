@@ -11,9 +11,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
+import stat
 from dataclasses import dataclass
 
 from .errors import EraSplitError
+from .fsutil import open_regular, refuse_link
 
 MANIFEST = "manifest.json"
 OWNER = "era_split"
@@ -23,19 +26,22 @@ CREATED_FLAG = "created_thin_eras"
 
 
 def read_json(path: str) -> object:
+    """Parse a JSON file of the library; any problem is one EraSplitError naming it."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read()
     except FileNotFoundError:
         raise EraSplitError(path, "not found") from None
-    except OSError as exc:
-        raise EraSplitError(path, f"cannot be read: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:
+        raise EraSplitError(path, f"cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
         return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise EraSplitError(path, "is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise EraSplitError(path, f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise EraSplitError(path, "is nested too deeply to be a manifest") from None
 
 
 def check_name(name: object, where: str) -> str:
@@ -62,6 +68,73 @@ def resolve_relpath(root: str, relpath: object, where: str) -> str:
     if os.path.commonpath([real_root, real]) != real_root:
         raise EraSplitError(where, f"relpath {relpath!r} points outside the library (symlink?)")
     return folder
+
+
+def relpath_of(name: str, kind: str) -> str:
+    """Where the plugin puts a bucket: eras beside their parent, thin ones in ``_thin/``."""
+    return name if kind == "era" else f"{THIN_DIR}/{name}"
+
+
+# Names the writer gives the files of a bucket folder; a folder made before the
+# folder manifest listed its files is recognised by these.
+_LEGACY_FILE = re.compile(r"^(\d{4}\.png|manifest\.json|THIN\.txt)$")
+
+
+@dataclass(frozen=True)
+class Proof:
+    """Whether a folder is provably one the plugin made for a library entry."""
+
+    ours: bool
+    why: str = ""  # why not, when not ours
+    foreign: tuple[str, ...] = ()  # files inside an otherwise-ours folder that we did not write
+
+
+def prove_owned(folder: str, entry: dict) -> Proof:
+    """Check on disk that ``folder`` is the one the plugin wrote for ``entry``.
+
+    The entry alone proves nothing: a copied or hand-edited entry may point at a
+    host faceset. The folder must be a real folder (no link) at the place the
+    plugin puts that bucket, its ``manifest.json`` must carry our ``era_split``
+    object naming the same parent and bucket, and every file in it must be one
+    we wrote (listed in that object, or of our naming for older folders).
+    """
+    meta = entry.get(OWNER) if isinstance(entry, dict) else None
+    if not isinstance(meta, dict):
+        return Proof(False, "the library entry is not era-split's")
+    name, parent, kind = entry.get("name"), meta.get("parent"), meta.get("kind")
+    if not isinstance(name, str) or entry.get("relpath") != relpath_of(name, str(kind)):
+        return Proof(False, f"era-split never puts a {kind!r} bucket at {entry.get('relpath')!r}")
+    try:
+        st = os.lstat(folder)
+    except (OSError, ValueError):
+        return Proof(False, "the folder is missing")
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return Proof(False, "it is a link or a file, not a folder")
+    try:
+        data = read_json(os.path.join(folder, MANIFEST))
+    except EraSplitError as exc:
+        return Proof(False, f"its manifest cannot be read ({exc.problem})")
+    mark = data.get(OWNER) if isinstance(data, dict) else None
+    if not isinstance(mark, dict) or data.get("name") != name or mark.get("parent") != parent:
+        return Proof(False, "its manifest.json does not say era-split made it for this entry")
+    listed = mark.get("files")
+    if isinstance(listed, list) and all(isinstance(f, str) for f in listed):
+        ours = set(listed)
+        known = ours.__contains__
+    else:
+        legacy = {f"{name}_all.fsz", f"{name}.txt"}
+        known = lambda f: f in legacy or bool(_LEGACY_FILE.match(f)) or (  # noqa: E731
+            f.startswith(f"{name}_top") and f.endswith(".fsz"))
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        return Proof(False, f"the folder cannot be listed ({exc.strerror})")
+    foreign = []
+    for f in names:
+        full = os.path.join(folder, f)
+        if not known(f) or os.path.islink(full) or not os.path.isfile(full):
+            foreign.append(f)
+    return Proof(True, foreign=tuple(foreign))
 
 
 def owned_by(entry: object, parent: str | None = None) -> bool:
@@ -128,10 +201,53 @@ class Library:
             raise EraSplitError(path, "the faceset lists no faces")
         return keys, path
 
+    def split_folders(self, parent: str) -> tuple[list[tuple[str, Proof]], list[tuple[str, str]]]:
+        """``parent``'s previous split on disk: ([(folder, proof)] provably ours, so a
+        re-split or undo may replace them, unless the proof found foreign files), and
+        [(folder, why)] kept: the
+        entry is ours but the folder is not provably, or a host entry uses it too.
+        Folders that do not exist are in neither list."""
+        host = set()
+        for e in self.facesets + self.thin_eras:
+            if not owned_by(e):
+                host.add(os.path.realpath(self.folder_of(e)))
+        mine, kept, seen = [], [], set()
+        for entry in self.facesets + self.thin_eras:
+            if not owned_by(entry, parent):
+                continue
+            folder = self.folder_of(entry)
+            if not os.path.lexists(folder) or folder in seen:
+                continue
+            seen.add(folder)
+            if os.path.realpath(folder) in host:
+                kept.append((folder, "a host faceset's entry points at it too"))
+                continue
+            proof = prove_owned(folder, entry)
+            if proof.ours:
+                mine.append((folder, proof))
+            else:
+                kept.append((folder, proof.why))
+        return mine, kept
+
+    def check_write_paths(self, parent: str | None = None) -> None:
+        """Refuse, before the first write, any symlink where the plugin writes or
+        deletes: its state folder and files, ``_thin/`` and the crop cache."""
+        state = self.state_dir
+        for folder in (state, os.path.join(self.root, THIN_DIR), os.path.join(state, "crops"),
+                       os.path.join(state, "cache")):
+            refuse_link(folder)
+        if parent is not None:
+            refuse_link(os.path.join(state, "crops", parent))
+        for name in ("lock", "photos.json", "journal.json"):
+            refuse_link(os.path.join(state, name), want_dir=False)
+
     def taken_names(self, parent: str) -> set[str]:
         """Names a new label of ``parent`` must avoid: every entry and folder that is
-        not one of ``parent``'s own era or thin buckets."""
+        not one of ``parent``'s own era or thin buckets (provably ours on disk)."""
+        mine, _ = self.split_folders(parent)
+        replaceable = {os.path.basename(folder) for folder, _ in mine}
         ours = {e.get("name") for e in self.facesets + self.thin_eras if owned_by(e, parent)}
+        ours = {n for n in ours if n in replaceable or not _on_disk(self.root, n)}
         names = {e.get("name") for e in self.facesets + self.thin_eras if not owned_by(e, parent)}
         for folder in (self.root, os.path.join(self.root, THIN_DIR)):
             try:
@@ -139,6 +255,12 @@ class Library:
             except OSError:
                 pass
         return {n for n in names if isinstance(n, str)}
+
+
+def _on_disk(root: str, name: object) -> bool:
+    if not isinstance(name, str):
+        return False
+    return os.path.lexists(os.path.join(root, name)) or os.path.lexists(os.path.join(root, THIN_DIR, name))
 
 
 def open_library(root: str | os.PathLike) -> Library:

@@ -40,6 +40,7 @@ REASONS = {
 
 
 QUARANTINED = {"suspected_other_person"}  # thin whatever their size (SPEC 3.1)
+UNREADABLE_SHARE = 0.5  # more survivors than this with unreadable photos: refuse, don't split
 
 
 @dataclass(frozen=True)
@@ -139,8 +140,14 @@ def analyse(
     taken_names: Iterable[str] = (),
     source: str = "",
     clock: Stopwatch | None = None,
+    force: bool = False,
 ) -> SplitResult:
-    """Run the whole method; ``source`` names the faceset manifest in errors."""
+    """Run the whole method; ``source`` names the faceset manifest in errors.
+
+    When most survivors' photos cannot be read, the photos have moved or their
+    drive is not mounted: that is refused (naming one photo and ``--remap``)
+    rather than answered with a near-empty split, unless ``force``.
+    """
     with lap(clock, "recover"):
         seed_rows, missing_keys = cache.rows_of(list(seed_keys))
     if len(seed_rows) == 0:
@@ -184,6 +191,18 @@ def analyse(
             rows.append(row)
             boxes.append(box)
             years.append(info.year)
+    unread = left_out["missing_photo"] + left_out["unreadable_photo"]
+    if not force and unread and unread > len(survivors) * UNREADABLE_SHARE:
+        example, recorded_as = next(
+            (p, r) for p, r in zip(actual, recorded) if infos[p].status != OK
+        )
+        moved = f" (recorded as {recorded_as})" if recorded_as != example else ""
+        raise EraSplitError(
+            example,
+            f"{unread} of {len(survivors)} faces' photos cannot be read, this one{moved} among them. "
+            "Is the photo drive mounted? If the photos moved, say where with --remap OLD=NEW; "
+            "--force splits the rest anyway",
+        )
     rows_arr = np.array(rows, dtype=np.int64)
     years_arr = np.array(years, dtype=np.int64)
 

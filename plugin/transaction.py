@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import signal
 from collections.abc import Sequence
 
-from .fsutil import atomic_write_json, fsync_dir
-from .library import STATE_DIR, THIN_DIR, read_json
+from .errors import EraSplitError
+from .fsutil import atomic_write_json, fsync_dir, refuse_link
+from .library import MANIFEST, OWNER, STATE_DIR, THIN_DIR, check_name, read_json
 
 JOURNAL = "journal.json"
+REJECTED = "journal.rejected.json"
 NEXT_MANIFEST = "manifest.next.json"
 STAGING_PREFIX = "staging-"
 
@@ -117,47 +120,157 @@ def _finish(root: str, staging: str) -> None:
     fsync_dir(os.path.join(root, STATE_DIR))
     crashpoint("drop staging")
     shutil.rmtree(staging, ignore_errors=True)
-    try:
-        os.rmdir(os.path.join(root, THIN_DIR))  # only if empty
-    except OSError:
-        pass
+    _drop_empty_thin(root)
 
 
 def pending(root: str) -> bool:
-    return os.path.exists(os.path.join(root, STATE_DIR, JOURNAL))
+    return os.path.lexists(os.path.join(root, STATE_DIR, JOURNAL))
 
 
 def stale_staging(root: str) -> list[str]:
+    """Leftover staging folders (real folders only: a link there is not ours)."""
     state = os.path.join(root, STATE_DIR)
     try:
-        return sorted(os.path.join(state, n) for n in os.listdir(state) if n.startswith(STAGING_PREFIX))
+        names = os.listdir(state)
     except OSError:
         return []
+    return sorted(
+        os.path.join(state, n) for n in names
+        if n.startswith(STAGING_PREFIX) and not os.path.islink(os.path.join(state, n))
+        and os.path.isdir(os.path.join(state, n))
+    )
+
+
+class BadJournal(Exception):
+    """The journal is not one this plugin wrote: acting on it could move anything."""
+
+
+_STAGING = re.compile(rf"^{re.escape(STATE_DIR)}/{re.escape(STAGING_PREFIX)}[A-Za-z0-9_]+$")
+
+
+def _library_folder(root: str, rel: object) -> str:
+    """A place the plugin puts a bucket: ``name`` or ``_thin/name``, reached without a link."""
+    if not isinstance(rel, str):
+        raise BadJournal(f"{rel!r} is not a path")
+    parts = rel.split("/")
+    if parts[0] == THIN_DIR and len(parts) == 2:
+        name = parts[1]
+    elif len(parts) == 1:
+        name = parts[0]
+    else:
+        raise BadJournal(f"{rel!r} is not a bucket folder of the library")
+    try:
+        check_name(name, JOURNAL)
+    except EraSplitError as exc:
+        raise BadJournal(exc.problem) from None
+    if len(parts) == 2 and os.path.islink(os.path.join(root, THIN_DIR)):
+        raise BadJournal(f"{THIN_DIR} is a link")
+    return _abs(root, rel)
+
+
+def _load_journal(root: str, journal_file: str) -> dict:
+    """The journal, checked to be exactly the shape :func:`commit` writes, with every
+    path confined: staging under ``.era_split/``, bucket folders in the library."""
+    try:
+        refuse_link(journal_file, want_dir=False)
+        data = read_json(journal_file)
+    except EraSplitError as exc:
+        raise BadJournal(exc.problem) from None
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise BadJournal("not a version-1 journal object")
+    staging = data.get("staging")
+    if not isinstance(staging, str) or not _STAGING.match(staging):
+        raise BadJournal(f"staging {staging!r} is not a staging folder of {STATE_DIR}/")
+    if data.get("manifest") != f"{staging}/{NEXT_MANIFEST}":
+        raise BadJournal("its manifest is not the staged one")
+    for key in ("old", "new"):
+        moves = data.get(key)
+        if not isinstance(moves, list) or not all(
+            isinstance(m, list) and len(m) == 2 and all(isinstance(x, str) for x in m) for m in moves
+        ):
+            raise BadJournal(f"{key!r} is not a list of [from, to] pairs")
+    for i, (src, dst) in enumerate(data["old"]):
+        _library_folder(root, src)
+        if dst != f"{staging}/old/{i}":
+            raise BadJournal(f"old[{i}] is not set aside into the staging folder")
+    for i, (src, dst) in enumerate(data["new"]):
+        _library_folder(root, dst)
+        if src != f"{staging}/new/{dst.rsplit('/', 1)[-1]}":
+            raise BadJournal(f"new[{i}] does not come from the staging folder")
+    return data
+
+
+def _made_here(folder: str) -> bool:
+    """A bucket folder this plugin staged: a real folder whose manifest names it and
+    carries our ``era_split`` object. A rollback moves nothing else."""
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return False
+    try:
+        data = read_json(os.path.join(folder, MANIFEST))
+    except EraSplitError:
+        return False
+    return (isinstance(data, dict) and data.get("name") == os.path.basename(folder)
+            and isinstance(data.get(OWNER), dict))
+
+
+def _set_aside(root: str, journal_file: str, why: str) -> str:
+    rejected = os.path.join(root, STATE_DIR, REJECTED)
+    try:
+        os.replace(journal_file, rejected)
+    except OSError:
+        pass
+    return f"ignored a journal era-split did not write ({why}); kept as {STATE_DIR}/{REJECTED}"
 
 
 def recover(root: str) -> str | None:
     """Finish or roll back an interrupted switch; drop leftover staging folders.
-    Call with the library lock held. Returns what was done, or None."""
+    Call with the library lock held. Returns what was done, or None.
+
+    The journal is trusted no more than any other file: a malformed or forged one
+    is set aside, and a rollback moves back only folders the plugin staged.
+    """
     done = None
     journal_file = os.path.join(root, STATE_DIR, JOURNAL)
-    if os.path.exists(journal_file):
-        journal = read_json(journal_file)
-        staging = _abs(root, journal["staging"])
-        committed = not os.path.exists(_abs(root, journal["manifest"]))
-        if committed:
-            done = "completed an interrupted write"
+    if os.path.lexists(journal_file):
+        try:
+            journal = _load_journal(root, journal_file)
+        except BadJournal as exc:
+            done = _set_aside(root, journal_file, str(exc))
         else:
-            for src, dst in reversed(journal["new"]):
-                if not os.path.exists(_abs(root, src)) and os.path.exists(_abs(root, dst)):
-                    os.rename(_abs(root, dst), _abs(root, src))
-            for src, dst in reversed(journal["old"]):
-                if os.path.exists(_abs(root, dst)) and not os.path.exists(_abs(root, src)):
-                    os.rename(_abs(root, dst), _abs(root, src))
-            done = "rolled back an interrupted write"
-        _finish(root, staging)
+            done = _replay(root, journal)
     leftovers = stale_staging(root)
     for folder in leftovers:
         shutil.rmtree(folder, ignore_errors=True)
     if leftovers and done is None:
         done = f"removed {len(leftovers)} leftover staging folder(s)"
+    _drop_empty_thin(root)
     return done
+
+
+def _replay(root: str, journal: dict) -> str:
+    staging = _abs(root, journal["staging"])
+    committed = not os.path.lexists(_abs(root, journal["manifest"]))
+    if committed:
+        done = "completed an interrupted write"
+    else:
+        for src, dst in reversed(journal["new"]):
+            placed = _abs(root, dst)
+            if not os.path.lexists(_abs(root, src)) and _made_here(placed):
+                os.rename(placed, _abs(root, src))
+        for src, dst in reversed(journal["old"]):
+            if os.path.isdir(_abs(root, dst)) and not os.path.lexists(_abs(root, src)):
+                os.rename(_abs(root, dst), _abs(root, src))
+        done = "rolled back an interrupted write"
+    _finish(root, staging)
+    return done
+
+
+def _drop_empty_thin(root: str) -> None:
+    """``_thin/`` exists only while it holds something (an undo killed after its
+    commit may leave it empty)."""
+    thin = os.path.join(root, THIN_DIR)
+    if not os.path.islink(thin):
+        try:
+            os.rmdir(thin)  # only if empty
+        except OSError:
+            pass

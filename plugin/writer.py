@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from .errors import EraSplitError
 from .export import FSZ_WARN_BYTES, library_entry, prune_crop_cache, render_crops, write_bucket
 from .library import MANIFEST, read_json
-from .library import THIN_DIR, Library, open_library, owned_by, remove_split, replace_split
+from .library import (
+    Library, open_library, owned_by, relpath_of, remove_split, replace_split,
+)
 from .lock import library_lock
 from .pipeline import SplitResult, drop_faces
 from .timing import Stopwatch, lap
@@ -34,18 +36,39 @@ class ApplyReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def relpath_of(name: str, kind: str) -> str:
-    return name if kind == "era" else f"{THIN_DIR}/{name}"
+# A write that would keep less than this share of the faces it set out with (or of
+# the split it replaces) is refused unless forced: that is a wrong --remap or an
+# unmounted photo drive far more often than a wish.
+KEEP_SHARE = 0.5
 
 
-def _owned_folders(lib: Library, parent: str) -> list[str]:
-    out = []
+def _replaceable(lib: Library, parent: str) -> tuple[list[str], list[str]]:
+    """Folders of ``parent``'s previous split that may be replaced, and warnings for
+    those kept. A folder holding files the plugin did not write is refused, by name."""
+    mine, kept = lib.split_folders(parent)
+    for folder, proof in mine:
+        foreign = proof.foreign
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise EraSplitError(
+                folder, f"holds {shown}, which era-split did not write; move them out of this "
+                "folder, then run again (a re-split or undo replaces the whole folder)"
+            )
+    warnings = [
+        f"kept {os.path.relpath(folder, lib.root)}: not removed, {why} (only its library entry was dropped)"
+        for folder, why in kept
+    ]
+    return [folder for folder, _ in mine], warnings
+
+
+def _split_faces(lib: Library, parent: str) -> int:
+    """Faces of ``parent``'s current split, as its library entries count them."""
+    total = 0
     for entry in lib.facesets + lib.thin_eras:
-        if owned_by(entry, parent):
-            folder = lib.folder_of(entry)
-            if os.path.lexists(folder):
-                out.append(folder)
-    return out
+        faces = entry.get("faces")
+        if owned_by(entry, parent) and isinstance(faces, int) and not isinstance(faces, bool) and faces > 0:
+            total += faces
+    return total
 
 
 def _staging(lib: Library) -> str:
@@ -74,21 +97,29 @@ def apply_split(
     progress: Progress | None = None,
     lock_timeout: float = 30.0,
     clock: Stopwatch | None = None,
+    force: bool = False,
 ) -> ApplyReport:
     """Write ``result``'s buckets as facesets and merge them into the library manifest,
-    replacing whatever this faceset's previous split wrote."""
+    replacing whatever this faceset's previous split wrote.
+
+    Refused (the old split kept) when most faces would be lost — their photos
+    failed to crop, or the new split holds less than half of the old one's faces —
+    unless ``force``.
+    """
     root = os.fspath(root)
     lib = open_library(root)
+    lib.check_write_paths(result.faceset)
     with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
         recover(root)
         lib = open_library(root)  # re-read under the lock: another writer may have finished
         lib.find_faceset(result.faceset)
+        lib.check_write_paths(result.faceset)
         try:
             staging = _staging(lib)
         except OSError as exc:
             raise _write_error(exc, root) from None
         try:
-            return _apply_locked(lib, result, staging, progress, clock)
+            return _apply_locked(lib, result, staging, progress, clock, force)
         except OSError as exc:
             recover(root)
             raise _write_error(exc, root) from None
@@ -96,10 +127,11 @@ def apply_split(
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _old_bundles(lib: Library, parent: str) -> dict[str, str]:
-    """Bundle key -> .fsz of the previous split, so unchanged bundles are linked, not rewritten."""
+def _old_bundles(folders: list[str]) -> dict[str, str]:
+    """Bundle key -> .fsz of the previous split (provably ours), so unchanged bundles
+    are linked, not rewritten."""
     out = {}
-    for folder in _owned_folders(lib, parent):
+    for folder in folders:
         try:
             meta = read_json(os.path.join(folder, MANIFEST))["era_split"]
             name = os.path.basename(folder)
@@ -115,24 +147,48 @@ def crop_cache_dir(lib: Library, parent: str) -> str:
     return os.path.join(lib.state_dir, "crops", parent)
 
 
+def _refuse_losses(lib: Library, result: SplitResult, faces: list, failed: dict[str, str]) -> None:
+    if failed and len(failed) > len(faces) * (1 - KEEP_SHARE):
+        example = next(f.path for f in faces if f.key in failed)
+        raise EraSplitError(
+            example,
+            f"{len(failed)} of {len(faces)} faces could not be cropped (photos missing or unreadable "
+            "since the plan); nothing written. Is the photo drive mounted? --force writes the rest",
+        )
+    old, new = _split_faces(lib, result.faceset), sum(len(b.faces) for b in result.buckets)
+    if old and new < old * KEEP_SHARE:
+        raise EraSplitError(
+            lib.manifest_file,
+            f"the new split of {result.faceset} keeps {new} faces where the current one has {old}; "
+            "refused, the current split is kept. Check that the photos are reachable (--remap OLD=NEW), "
+            "or pass --force to replace it anyway",
+        )
+
+
 def _apply_locked(
-    lib: Library, result: SplitResult, staging: str, progress: Progress | None, clock: Stopwatch | None
+    lib: Library, result: SplitResult, staging: str, progress: Progress | None, clock: Stopwatch | None,
+    force: bool = False,
 ) -> ApplyReport:
     crashpoint("staging")
+    old, warnings = _replaceable(lib, result.faceset)
     faces = [f for b in result.buckets for f in b.faces]
     cache_dir = crop_cache_dir(lib, result.faceset)
     with lap(clock, "crops"):
-        crop_of, failed = render_crops(faces, cache_dir, result.params.size, progress)
+        crop_of, failed, rendered = render_crops(faces, cache_dir, result.params.size, progress)
     result = drop_faces(result, failed, lib.taken_names(result.faceset))
-    reuse = _old_bundles(lib, result.faceset)
+    if not force:
+        _refuse_losses(lib, result, faces, failed)
+    reuse = _old_bundles(old)
 
-    eras, thins, written, sizes, warnings = [], [], [], {}, []
+    eras, thins, written, sizes = [], [], [], {}
     new_dir = os.path.join(staging, "new")
     with lap(clock, "bundles"):
         for n, bucket in enumerate(result.buckets, 1):
             rel = relpath_of(bucket.name, bucket.kind)
+            crops = [crop_of[k] for k in bucket.keys]
             size = write_bucket(
-                os.path.join(new_dir, bucket.name), bucket, result, [crop_of[k] for k in bucket.keys], reuse
+                os.path.join(new_dir, bucket.name), bucket, result, crops,
+                {} if rendered.intersection(crops) else reuse,  # a re-rendered crop: fresh bundles
             )
             sizes[bucket.name] = size
             if size > FSZ_WARN_BYTES:
@@ -146,7 +202,6 @@ def _apply_locked(
             if progress:
                 progress("bundles", n, len(result.buckets))
     manifest = replace_split(lib.data, result.faceset, eras, thins)
-    old = _owned_folders(lib, result.faceset)
     removed = [os.path.relpath(f, lib.root).replace(os.sep, "/") for f in old]
     moves = [
         (os.path.join(new_dir, b.name), os.path.join(lib.root, *rel.split("/")))
@@ -162,21 +217,32 @@ def undo_split(
     root: str | os.PathLike, parent: str, *, lock_timeout: float = 30.0, progress: Progress | None = None
 ) -> list[str]:
     """Remove every entry and folder the plugin made for ``parent``; their relpaths."""
+    return undo_report(root, parent, lock_timeout=lock_timeout, progress=progress)[0]
+
+
+def undo_report(
+    root: str | os.PathLike, parent: str, *, lock_timeout: float = 30.0, progress: Progress | None = None
+) -> tuple[list[str], list[str]]:
+    """:func:`undo_split`, with the warnings: folders kept because they are not
+    provably the plugin's."""
     root = os.fspath(root)
     lib = open_library(root)
-
+    lib.check_write_paths(parent)
     with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
         recover(root)
         lib = open_library(root)
+        lib.check_write_paths(parent)
         entries = [e for e in lib.facesets + lib.thin_eras if owned_by(e, parent)]
         if not entries:
-            return []
+            return [], []
+        old, warnings = _replaceable(lib, parent)
         try:
             staging = _staging(lib)
-            commit(root, lib.manifest_file, staging, remove_split(lib.data, parent),
-                   _owned_folders(lib, parent), [])
+            commit(root, lib.manifest_file, staging, remove_split(lib.data, parent), old, [])
         except OSError as exc:
             recover(root)
             raise _write_error(exc, root) from None
-        shutil.rmtree(crop_cache_dir(lib, parent), ignore_errors=True)
-        return [e["relpath"] for e in entries]
+        crops = crop_cache_dir(lib, parent)
+        if not os.path.islink(crops):
+            shutil.rmtree(crops, ignore_errors=True)
+        return [e["relpath"] for e in entries], warnings

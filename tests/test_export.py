@@ -18,8 +18,8 @@ def plan(lib, params=SplitParams()):
 def test_workers_render_the_same_bytes_as_this_process(synth_lib, tmp_path):
     faces = [f for b in plan(synth_lib).buckets for f in b.faces]
     assert len({f.path for f in faces}) >= 16  # enough photos for the worker path
-    one, failed1 = export.render_crops(faces, str(tmp_path / "one"), 128, workers=1)
-    two, failed2 = export.render_crops(faces, str(tmp_path / "two"), 128, workers=2)
+    one, failed1, _ = export.render_crops(faces, str(tmp_path / "one"), 128, workers=1)
+    two, failed2, _ = export.render_crops(faces, str(tmp_path / "two"), 128, workers=2)
     assert not failed1 and not failed2
     assert tree_digest(tmp_path / "one") == tree_digest(tmp_path / "two")
     assert not [n for n in os.listdir(tmp_path / "two") if not n.endswith(".png")]  # task files gone
@@ -27,7 +27,7 @@ def test_workers_render_the_same_bytes_as_this_process(synth_lib, tmp_path):
 
 def test_crops_are_cached_and_reused(synth_lib, tmp_path):
     faces = [f for b in plan(synth_lib).buckets for f in b.faces]
-    files, _ = export.render_crops(faces, str(tmp_path), 64, workers=1)
+    files, _, _ = export.render_crops(faces, str(tmp_path), 64, workers=1)
     stamps = {p: os.stat(p).st_mtime_ns for p in files.values()}
     seen = []
     export.render_crops(faces, str(tmp_path), 64, workers=1, progress=lambda *a: seen.append(a))
@@ -36,7 +36,7 @@ def test_crops_are_cached_and_reused(synth_lib, tmp_path):
     # a changed photo gets a new crop
     victim = faces[0]
     os.utime(victim.path, ns=(0, os.stat(victim.path).st_mtime_ns + 10**9))
-    again, _ = export.render_crops(faces, str(tmp_path), 64, workers=1)
+    again, _, _ = export.render_crops(faces, str(tmp_path), 64, workers=1)
     assert again[victim.key] != files[victim.key] and os.path.isfile(again[victim.key])
 
 

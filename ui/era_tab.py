@@ -15,7 +15,7 @@ import gradio as gr
 from ..hooks.types import HostContext
 from ..plugin import api
 from ..plugin.errors import EraSplitError
-from ..plugin.writer import apply_split, undo_split
+from ..plugin.writer import apply_split, undo_report
 from . import views
 
 
@@ -40,7 +40,7 @@ def build_era_tab(
     *,
     plan_fn: Callable = api.plan,
     apply_fn: Callable = apply_split,
-    undo_fn: Callable = undo_split,
+    undo_fn: Callable = undo_report,
 ) -> EraTab:
     """Add the era tab's components and events to the current ``gr.Blocks``."""
     names = views.host_faceset_names(context.library)
@@ -130,9 +130,11 @@ def build_era_tab(
         if not name:
             raise gr.Error("Pick a faceset first.")
         try:
-            removed = undo_fn(context.library, name)
+            removed, warnings = undo_fn(context.library, name)
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None
+        for warning in warnings:
+            gr.Warning(warning)
         return f"**Undone**: removed {len(removed)} era and thin facesets of {name}."
 
     outputs = [state, summary, buckets, gallery, timeline, thin]
