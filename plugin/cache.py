@@ -14,13 +14,16 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import EraSplitError
+from .fsutil import is_regular, open_regular
 
 REQUIRED = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur")
+OPTIONAL = ("face_short",)  # landmarks and age are kept by scanners, not read here
 STORE_FIELDS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short",
                 "key_order", "path_order")
 STORE_VERSION = 1
@@ -83,24 +86,99 @@ def load_cache(path: str | os.PathLike, store_dir: str | None = None) -> Embeddi
     ``.npy`` files there and read from them afterwards.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if "\x00" in path or not os.path.exists(path):
         raise EraSplitError(path, "embedding cache not found")
+    if not is_regular(path):
+        raise EraSplitError(path, "embedding cache is not a regular file")
     if store_dir and os.path.getsize(path) > CONVERT_BYTES:
         return _from_store(path, store_dir)
     return _read_npz(path)
 
 
-def _read_npz(path: str) -> EmbeddingCache:
+def _sniff(path: str) -> None:
+    """Name what the file is when it is not an .npz (a zip of .npy arrays)."""
     try:
+        with open_regular(path) as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise EraSplitError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if head.startswith(b"PK"):
+        return
+    if head.startswith(b"\x93NUMPY"):
+        raise EraSplitError(path, "is a single .npy array; the cache must be an .npz archive of "
+                                  "named arrays (keys, paths, embeddings, bboxes, det_score, blur)")
+    if head.lstrip()[:1] in (b"{", b"["):
+        raise EraSplitError(path, "is a JSON file (a manifest?), not an .npz embedding cache")
+    raise EraSplitError(path, "is not an .npz archive (not a zip file)")
+
+
+def _array_members(path: str) -> dict[str, str]:
+    """{array name: zip member} for the arrays we read, each checked against its
+    member's size, so a header that claims a huge shape is refused before any
+    memory is allocated for it."""
+    wanted = set(REQUIRED) | set(OPTIONAL)
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if name not in wanted:
+                continue  # arrays we do not know are ignored (SPEC: readers ignore them)
+            if not info.filename.endswith(".npy"):
+                raise EraSplitError(path, f"member {info.filename!r} is not a .npy array")
+            with zf.open(info) as fh:
+                try:
+                    fmt = np.lib.format
+                    version = fmt.read_magic(fh)
+                    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+                    shape, _, dtype = read(fh)
+                except (ValueError, SyntaxError, OSError, EOFError, KeyError, TypeError) as exc:
+                    raise EraSplitError(path, f"array {name!r} has a broken header: {exc}") from None
+                header = fh.tell()
+            if dtype.hasobject:
+                raise EraSplitError(path, f"array {name!r} holds objects (pickled data), refused")
+            need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if need > info.file_size - header:
+                raise EraSplitError(
+                    path, f"array {name!r} claims shape {tuple(shape)} ({need:,} bytes) but its "
+                    f"member holds {info.file_size - header:,}: truncated or forged"
+                )
+            out[name] = info.filename
+    return out
+
+
+def _read_npz(path: str) -> EmbeddingCache:
+    _sniff(path)
+    try:
+        members = _array_members(path)
         with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
+            arrays = {name: npz[name] for name in members}
+    except EraSplitError:
+        raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise EraSplitError(path, "holds object arrays (pickled data), refused") from None
         raise EraSplitError(path, f"not a readable .npz: {exc}") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         raise EraSplitError(path, f"not a readable .npz (truncated or corrupt): {exc}") from None
+    except MemoryError:
+        raise EraSplitError(path, "is too large to load into memory") from None
     return validate_cache(arrays, path)
+
+
+def _strings(arr: np.ndarray, name: str, path: str, *, file_names: bool) -> np.ndarray:
+    """A str array from a U or S array. Bytes are decoded as UTF-8; recorded file
+    names that are not UTF-8 keep their bytes through surrogateescape, as Python
+    does for file names; keys must be real text."""
+    if arr.dtype.kind == "U":
+        return arr.astype(str)
+    errors = "surrogateescape" if file_names else "strict"
+    out = []
+    for i, raw in enumerate(arr.tolist()):
+        try:
+            out.append(raw.decode("utf-8", errors))
+        except UnicodeDecodeError:
+            raise EraSplitError(path, f"array {name!r} entry {i} is not UTF-8 text: {raw[:40]!r}") from None
+    return np.array(out, dtype=str) if out else np.zeros(0, dtype=str)
 
 
 def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCache:
@@ -108,14 +186,16 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
     if missing:
         raise EraSplitError(path, f"missing arrays: {', '.join(missing)}")
     for name, arr in arrays.items():
+        if not isinstance(arr, np.ndarray):
+            raise EraSplitError(path, f"member {name!r} is not an array")
         if arr.dtype == object:
             raise EraSplitError(path, f"array {name!r} holds objects, refused")
 
     emb = arrays["embeddings"]
     if emb.ndim != 2 or emb.shape[1] == 0:
         raise EraSplitError(path, f"embeddings must have shape (n, d), got {emb.shape}")
-    if not np.issubdtype(emb.dtype, np.number):
-        raise EraSplitError(path, f"embeddings must be numeric, got {emb.dtype}")
+    if not np.issubdtype(emb.dtype, np.number) or np.issubdtype(emb.dtype, np.complexfloating):
+        raise EraSplitError(path, f"embeddings must be real numbers, got {emb.dtype}")
     n = emb.shape[0]
     if n == 0:
         raise EraSplitError(path, "the cache holds no face records")
@@ -139,30 +219,24 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
         if arrays[name].dtype.kind not in "US":
             raise EraSplitError(path, f"array {name!r} must hold strings, got {arrays[name].dtype}")
 
-    keys = arrays["keys"].astype(str)
+    keys = _strings(arrays["keys"], "keys", path, file_names=False)
+    paths = _strings(arrays["paths"], "paths", path, file_names=True)
     unique, counts = np.unique(keys, return_counts=True)
     if len(unique) != n:
         dup = unique[counts > 1][:3].tolist()
         raise EraSplitError(path, f"duplicate keys: {', '.join(dup)}")
 
-    emb = np.array(emb, dtype=np.float32)  # a private copy: normalised in place below
-    if not np.isfinite(emb).all():
-        bad = int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])
-        raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} holds NaN or infinity")
-    norms = np.linalg.norm(emb, axis=1)
-    if (norms == 0).any():
-        bad = int(np.flatnonzero(norms == 0)[0])
-        raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} is all zeros")
-    emb /= norms[:, None]
+    emb = _normalised(emb, keys, path)
 
     numeric = {}
     for name in ("bboxes", "det_score", "blur", "face_short"):
         if name not in arrays:
             continue
         arr = arrays[name]
-        if not np.issubdtype(arr.dtype, np.number):
-            raise EraSplitError(path, f"array {name!r} must be numeric, got {arr.dtype}")
-        arr = arr.astype(np.float64)
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise EraSplitError(path, f"array {name!r} must be real numbers, got {arr.dtype}")
+        with np.errstate(over="ignore"):
+            arr = arr.astype(np.float64)
         if not np.isfinite(arr).all():
             raise EraSplitError(path, f"array {name!r} holds NaN or infinity")
         numeric[name] = arr
@@ -176,7 +250,7 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
 
     return EmbeddingCache(
         keys=keys,
-        paths=arrays["paths"].astype(str),
+        paths=paths,
         embeddings=emb,
         bboxes=bboxes,
         det_score=numeric["det_score"],
@@ -184,6 +258,28 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
         face_short=face_short,
         source=path,
     )
+
+
+def _normalised(emb: np.ndarray, keys: np.ndarray, path: str) -> np.ndarray:
+    """A private float32 copy with unit rows.
+
+    Each row is first divided by its largest magnitude, so a norm of values near
+    1e20 (whose squares overflow float32) or 1e-30 (which underflow) is exact.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(emb, dtype=np.float32)
+    if not np.isfinite(out).all():
+        bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
+        raise EraSplitError(
+            path, f"embedding of key {str(keys[bad])!r} holds NaN or infinity (or values beyond float32)"
+        )
+    scale = np.abs(out).max(axis=1)
+    if (scale == 0).any():
+        bad = int(np.flatnonzero(scale == 0)[0])
+        raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} is all zeros")
+    out /= scale[:, None]
+    out /= np.linalg.norm(out, axis=1)[:, None]
+    return out
 
 
 def _store_stamp(path: str) -> dict:
@@ -200,7 +296,7 @@ def _from_store(path: str, store_dir: str) -> EmbeddingCache:
     try:
         with open(meta_file, encoding="utf-8") as fh:
             fresh = json.load(fh) == stamp
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         fresh = False
     if not fresh:
         cache = _read_npz(path)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 
 from .errors import EraSplitError
-from .params import SplitParams
+from .params import ParamError, SplitParams
 from .paths import parse_remap
 from .pipeline import REASONS, SplitResult
 
@@ -63,8 +63,9 @@ def _params(args: argparse.Namespace) -> SplitParams:
     given = {name: getattr(args, name) for name, _, _ in PARAM_FLAGS.values() if getattr(args, name) is not None}
     try:
         return SplitParams(**given)
-    except ValueError as exc:
-        raise EraSplitError(None, str(exc)) from None
+    except ParamError as exc:
+        flag = next((f for f, (name, _, _) in PARAM_FLAGS.items() if name == exc.field), exc.field)
+        raise EraSplitError(None, f"{flag} {exc.problem}") from None
 
 
 def _sources(args: argparse.Namespace) -> dict:
@@ -119,7 +120,7 @@ def cmd_plan(args: argparse.Namespace, write: bool) -> int:
 
     params = _params(args)
     progress = _Progress()
-    kwargs = dict(progress=progress, **_sources(args))
+    kwargs = dict(progress=progress, force=args.force, **_sources(args))
     if write:
         report = api.apply(args.library, args.faceset, args.cache, params, **kwargs)
         result = report.result
@@ -143,9 +144,11 @@ def cmd_plan(args: argparse.Namespace, write: bool) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from .writer import undo_split
+    from .writer import undo_report
 
-    removed = undo_split(args.library, args.faceset, progress=_Progress())
+    removed, warnings = undo_report(args.library, args.faceset, progress=_Progress())
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"removed {len(removed)} era/thin facesets of {args.faceset}" + "".join(f"\n  {r}" for r in removed))
     return 0
 
@@ -166,15 +169,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    from .exposure import check_port, exposure_notice, load_credentials
     from .library import open_library
 
     open_library(args.library)  # fail early, with one line, on a bad library
     for r in args.remap:
         parse_remap(r)
     roots = tuple(r for r in args.roots.split(",") if r) if args.roots else ()
+    auth = load_credentials(args.host, args.auth_file, os.environ, unsafe=args.unsafe_no_auth)
+    check_port(args.host, args.port)
+    notice = exposure_notice(args.host, args.port, args.library, auth is not None)
+    if notice:
+        print(notice, file=sys.stderr, flush=True)
     from ..ui.host_app import serve  # gradio only here
 
-    serve(args.library, args.cache, tuple(args.remap), roots, host=args.host, port=args.port)
+    try:
+        serve(args.library, args.cache, tuple(args.remap), roots, host=args.host, port=args.port, auth=auth)
+    except OSError as exc:
+        raise EraSplitError(f"{args.host}:{args.port}", f"cannot serve: {exc.strerror or exc}") from None
     return 0
 
 
@@ -182,6 +194,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from . import api, synth
 
     out = os.path.abspath(args.dir)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise EraSplitError(out, "exists and is not a folder; pick another place for the demo")
     if os.path.exists(os.path.join(out, "facesets_swap_ready")):
         raise EraSplitError(out, "already holds a demo library; remove it or pick another folder")
     print(f"writing a demo photo archive and library under {out} ...", file=sys.stderr)
@@ -214,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
         _add_source_args(p)
         _add_param_args(p)
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--force", action="store_true",
+                       help="go on when most photos cannot be read, and let a split that lost most "
+                            "of its faces replace the current one")
     p = sub.add_parser("undo", help="remove everything the plugin made for a faceset")
     p.add_argument("faceset")
     p.add_argument("--library", required=True)
@@ -221,7 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(p)
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to serve on (default 127.0.0.1; another only when you mean it)")
+                   help="address to serve on (default 127.0.0.1). Any other address needs a login: "
+                        "--auth-file or ERA_SPLIT_AUTH=user:password")
+    p.add_argument("--auth-file", default=None, metavar="FILE",
+                   help="file of user:password lines; required off loopback (or ERA_SPLIT_AUTH)")
+    p.add_argument("--unsafe-no-auth", action="store_true",
+                   help="serve off loopback without a login: anyone who reaches the port can "
+                        "split, undo and see face crops")
     p = sub.add_parser("check", help="validate a library; exit status 1 when something is wrong")
     p.add_argument("--library", required=True)
     p.add_argument("--repair", action="store_true",
@@ -251,6 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("era-split: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `era-split undo ... | head`: the reader left; the work is done, say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return 1
 
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageOps
 
+from .fsutil import open_regular
+
 Box = tuple[int, int, int, int]
 
 PAD_STEPS = 10
@@ -66,7 +68,7 @@ def open_displayed(path: str) -> Image.Image:
     """Decode a photo as displayed (EXIF orientation applied), in RGB."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # corrupt EXIF: the pixels are still good
-        with Image.open(path) as im:
+        with open_regular(path) as fh, Image.open(fh) as im:
             im.load()
             shown = ImageOps.exif_transpose(im)
     return shown.convert("RGB")

@@ -3,7 +3,7 @@
 Run as ``python -m era_split.plugin.cropworker TASKFILE`` it renders a list of
 tasks and prints one JSON line per photo. Workers are plain subprocesses, not
 multiprocessing children: they never re-import the host's ``__main__`` and
-never fork a threaded server. Imports only Pillow, so a worker starts fast. Each photo is decoded
+never fork a threaded server. Imports only Pillow (and pillow-heif where installed), so a worker starts fast. Each photo is decoded
 once for all its faces; a JPEG whose smallest crop box is at least twice the
 output size is decoded at a reduced scale (``Image.draft``: 2-4x less work).
 PNGs are written through a temp name and a rename, so a crash never leaves a
@@ -19,7 +19,11 @@ import warnings
 
 from PIL import Image, ImageOps
 
+from . import heif
 from .crops import encode_png, render_crop
+from .fsutil import open_regular
+
+heif.register()  # HEIC decodes here exactly when it does in the planner
 
 ORIENTATION = 0x0112
 
@@ -45,7 +49,7 @@ def render_photo(path: str, jobs: list[tuple[str, tuple[int, int, int, int]]], s
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # corrupt EXIF: the pixels are still good
-            with Image.open(path) as im:
+            with open_regular(path) as fh, Image.open(fh) as im:
                 try:
                     orientation = im.getexif().get(ORIENTATION, 1)
                 except Exception:

@@ -5,10 +5,34 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 UNDATED_FRAGMENT_MODES = ("standalone", "attach")
 METHODS = ("era", "seed")
+
+
+# Every numeric parameter's allowed range. Cosine distances live in [0, 2]; the
+# others are bounded where a larger value could only be a typo, and would otherwise
+# overflow the arithmetic downstream (a year weight of 1e308, say).
+RANGES: dict[str, tuple[float, float]] = {
+    "recovery": (0, 2), "tighten": (0, 2), "subcluster": (0, 2), "fragment_dist": (0, 2),
+    "undated_dist": (0, 2), "other_gap": (0, 2),
+    "anchor_min": (1, 10_000_000), "fragment_years": (0, 200), "era_years": (0, 200),
+    "year_weight": (0, 10),
+    "min_face": (0, 100_000), "min_blur": (0, 1e12), "min_det": (0, 1),
+    "pad": (0, 2), "size": (16, 4096), "top": (1, 100_000),
+}
+WHOLE = {"anchor_min", "fragment_years", "era_years", "size", "top"}
+
+
+class ParamError(ValueError):
+    """A parameter out of its range; ``field`` names it so a front end can name its flag."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field} {problem}")
 
 
 @dataclass(frozen=True)
@@ -41,29 +65,25 @@ class SplitParams:
     top: int = 8  # faces in the <name>_top<N>.fsz bundle
 
     def __post_init__(self) -> None:
-        for name in ("recovery", "tighten", "subcluster", "fragment_dist"):
+        for name, (lo, hi) in RANGES.items():
             value = getattr(self, name)
-            if not 0.0 <= value <= 2.0:
-                raise ValueError(f"{name} must be a cosine distance in [0, 2], got {value}")
-        if self.anchor_min is not None and self.anchor_min < 1:
-            raise ValueError(f"anchor_min must be at least 1, got {self.anchor_min}")
-        if self.fragment_years < 0:
-            raise ValueError(f"fragment_years must be >= 0, got {self.fragment_years}")
+            if value is None and name == "anchor_min":
+                continue
+            whole = name in WHOLE
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                whole and not float(value).is_integer()
+            ):
+                kind = "a whole number" if whole else "a number"
+                raise ParamError(name, f"must be {kind} in [{lo:g}, {hi:g}], got {value!r}")
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise ParamError(name, f"must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.year_weight < 0 or self.era_years < 0 or not 0 <= self.undated_dist <= 2 or self.other_gap < 0:
-            raise ValueError("year_weight, era_years, undated_dist and other_gap must not be negative")
+            raise ParamError("method", f"must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.undated_fragments not in UNDATED_FRAGMENT_MODES:
-            raise ValueError(
-                f"undated_fragments must be one of {UNDATED_FRAGMENT_MODES}, "
+            raise ParamError(
+                "undated_fragments", f"must be one of {', '.join(UNDATED_FRAGMENT_MODES)}, "
                 f"got {self.undated_fragments!r}"
             )
-        if not 0.0 <= self.pad <= 2.0:
-            raise ValueError(f"pad must be in [0, 2], got {self.pad}")
-        if not 16 <= self.size <= 4096:
-            raise ValueError(f"size must be in [16, 4096], got {self.size}")
-        if self.top < 1:
-            raise ValueError(f"top must be at least 1, got {self.top}")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -11,20 +11,17 @@ import datetime as _dt
 import json
 import os
 import re
+import stat
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from .fsutil import atomic_write_json
+from . import heif
+from .fsutil import atomic_write_json, open_regular
 
-try:  # HEIC where the optional opener is installed
-    from pillow_heif import register_heif_opener  # type: ignore
-
-    register_heif_opener()
-except Exception:  # pragma: no cover - optional
-    pass
+heif.register()
 
 EXIF_IFD = 0x8769
 DATETIME_ORIGINAL = 0x9003
@@ -72,7 +69,7 @@ def read_photo(path: str) -> PhotoInfo:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            with open_regular(path) as fh, Image.open(fh) as im:
                 width, height = im.size
                 try:
                     exif = im.getexif()
@@ -93,7 +90,7 @@ def read_photo(path: str) -> PhotoInfo:
     except FileNotFoundError:
         return PhotoInfo(MISSING)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return PhotoInfo(UNREADABLE)
+        return PhotoInfo(UNREADABLE)  # a FIFO, device or folder is "not a regular file": unreadable
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     if width <= 0 or height <= 0:
@@ -114,7 +111,7 @@ class PhotoCache:
                     data = json.load(fh)
                 if data.get("version") == CACHE_VERSION and isinstance(data.get("photos"), dict):
                     self.entries = data["photos"]
-            except (OSError, ValueError, AttributeError):
+            except (OSError, ValueError, AttributeError, RecursionError):
                 self.entries = {}  # a broken cache is only a slower run
 
     def get(self, path: str) -> PhotoInfo:
@@ -122,8 +119,10 @@ class PhotoCache:
             st = os.stat(path)
         except FileNotFoundError:
             return PhotoInfo(MISSING)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte in the recorded path
             return PhotoInfo(UNREADABLE)
+        if not stat.S_ISREG(st.st_mode):
+            return PhotoInfo(UNREADABLE)  # never open a FIFO or device: it would block
         stamp = [st.st_size, st.st_mtime_ns]
         hit = self.entries.get(path)
         if isinstance(hit, list) and len(hit) == 6 and hit[:2] == stamp:

@@ -181,5 +181,5 @@ def test_bad_parameter_and_broken_plugin_show_errors_not_tracebacks(synth_lib, s
         if box.input_value() == "9":
             break
     page.get_by_role("button", name="Preview").click()
-    page.wait_for_selector("text=recovery must be a cosine distance in [0, 2], got 9")
+    page.wait_for_selector("text=Recovery radius: must be a finite number in [0, 2], got 9")
     shot(page, "errors")

@@ -65,7 +65,7 @@ def test_apply_then_undo(synth_lib):
     [
         (["--cache", "/nonexistent/c.npz"], "c.npz: embedding cache not found"),
         (["--remap", "nothing"], "--remap needs OLD=NEW"),
-        (["--recovery", "5"], "recovery must be a cosine distance"),
+        (["--recovery", "5"], "--recovery must be a finite number in [0, 2], got 5.0"),
     ],
 )
 def test_errors_are_one_line_without_traceback(synth_lib, args, needle):

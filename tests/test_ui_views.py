@@ -29,7 +29,7 @@ def test_inputs_are_parsed_and_checked():
     with pytest.raises(ValueError, match="Recovery radius is empty"):
         views.params_from_values(values)
     values[0] = 9
-    with pytest.raises(ValueError, match="recovery must be a cosine distance"):
+    with pytest.raises(ValueError, match=r"Recovery radius: must be a finite number in \[0, 2\], got 9.0"):
         views.params_from_values(values)
 
 

@@ -141,8 +141,9 @@ def build_host_app(context: HostContext, pm: pluggy.PluginManager | None = None)
 
 def serve(
     library: str, cache: str | None, remaps: tuple[str, ...] = (), roots: tuple[str, ...] = (),
-    *, host: str = "127.0.0.1", port: int = 7860,
+    *, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None,
 ) -> None:
-    """``era-split ui``: the reference host on ``host:port`` (loopback unless asked)."""
+    """``era-split ui``: the reference host on ``host:port`` (loopback unless asked;
+    the CLI requires ``auth`` off loopback)."""
     app = build_host_app(HostContext(library, cache, remaps, roots))
-    app.queue().launch(server_name=host, server_port=port, inbrowser=False, show_error=True)
+    app.queue().launch(server_name=host, server_port=port, inbrowser=False, show_error=True, auth=auth)

@@ -4,6 +4,7 @@ piece can be tested on its own."""
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -12,7 +13,7 @@ from PIL import Image
 from ..plugin.crops import open_displayed, render_crop
 from ..plugin.errors import EraSplitError
 from ..plugin.library import open_library
-from ..plugin.params import SplitParams
+from ..plugin.params import ParamError, SplitParams
 from ..plugin.pipeline import REASONS, Bucket, SplitResult
 
 # (field, label, kind) in the order the tab shows them
@@ -69,13 +70,19 @@ def params_from_values(
             number = float(value)
         except (TypeError, ValueError):
             raise ValueError(f"{label} must be a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise ValueError(f"{label} must be a finite number, got {value}")
         if kind is int:
             if number != int(number):
                 raise ValueError(f"{label} must be a whole number, got {value}")
             given[name] = int(number)
         else:
             given[name] = number
-    return SplitParams(**given)  # type: ignore[arg-type]
+    try:
+        return SplitParams(**given)  # type: ignore[arg-type]
+    except ParamError as exc:
+        label = next((lab for name, lab, _ in PARAM_FIELDS if name == exc.field), exc.field)
+        raise ValueError(f"{label}: {exc.problem}") from None
 
 
 def default_values() -> list[object]:
