@@ -1,5 +1,6 @@
 """The README tells the truth: the test command CI runs and every CLI flag."""
 
+import argparse
 import os
 import re
 
@@ -23,6 +24,23 @@ def test_ci_runs_the_readmes_test_command():
 @pytest.mark.parametrize("flag", sorted(PARAM_FLAGS))
 def test_every_method_flag_is_documented(flag):
     assert f"`{flag}`" in open(README).read()
+
+
+def cli_flags() -> list[str]:
+    from era_split.plugin.cli import build_parser
+
+    flags = set()
+    for action in build_parser()._subparsers._group_actions:  # noqa: SLF001
+        for sub in action.choices.values():
+            for opt in sub._actions:  # noqa: SLF001
+                if opt.help != argparse.SUPPRESS:
+                    flags.update(o for o in opt.option_strings if o.startswith("--") and o != "--help")
+    return sorted(flags)
+
+
+@pytest.mark.parametrize("flag", cli_flags())
+def test_every_cli_flag_is_documented(flag):
+    assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", open(README).read())
 
 
 def integrating_section() -> str:
