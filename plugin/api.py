@@ -22,6 +22,14 @@ PHOTO_CACHE = "photos.json"
 CACHE_STORE = "cache"
 
 
+def load_for(library: str | os.PathLike, cache: str | os.PathLike) -> EmbeddingCache:
+    """Load ``cache`` once for many plans of ``library`` (a big one memory-mapped
+    from the library's ``.era_split/cache/``)."""
+    lib = open_library(library)
+    lib.check_write_paths()
+    return load_cache(cache, os.path.join(lib.state_dir, CACHE_STORE))
+
+
 def plan(
     library: str | os.PathLike,
     faceset: str,

@@ -7,16 +7,20 @@ exit status. ``plan`` and ``apply`` never import gradio (start-up time).
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .errors import EraSplitError
 from .params import ParamError, SplitParams
 from .paths import parse_remap
-from .pipeline import REASONS, SplitResult
+from .pipeline import REASONS, SplitResult, by_years
 
 PARAM_FLAGS = {
     # flag: (field, type, help)
@@ -88,6 +92,17 @@ class _Progress:
         print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def span_text(span) -> str:
+    """``2015`` for one year, ``2015-2017`` for several, ``-`` for none."""
+    if not span:
+        return "-"
+    return str(span[0]) if span[0] == span[1] else f"{span[0]}-{span[1]}"
+
+
 def format_report(result: SplitResult) -> str:
     c = result.counts
     p = result.params
@@ -98,15 +113,16 @@ def format_report(result: SplitResult) -> str:
         f"  {c['subclusters']} sub-clusters (largest {', '.join(map(str, result.raw_sizes[:10])) or '-'}); "
         f"{c['dated_paths']} of {c['paths']} paths dated",
         f"  anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
-        f"{c['anchors']} anchors; {len(result.eras)} eras + {len(result.thin)} thin buckets",
+        f"{plural(c['anchors'], 'anchor')}; {plural(len(result.eras), 'era')} + "
+        f"{plural(len(result.thin), 'thin bucket')}",
     ]
     if c["left_out"]:
         lines.append("  left out: " + ", ".join(f"{k} {v}" for k, v in c["left_out"].items()))
     lines.append("")
     header = f"{'bucket':<32} {'kind':<5} {'faces':>5} {'year':>5} {'span':<10} reason"
     lines += [header, "-" * len(header)]
-    for b in result.buckets:
-        span = f"{b.span[0]}-{b.span[1]}" if b.span else "-"
+    for b in by_years(result.eras) + by_years(result.thin):
+        span = span_text(b.span)
         lines.append(
             f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {b.dom_year or '-':>5} {span:<10} "
             f"{REASONS.get(b.reason, b.reason)}"
@@ -115,32 +131,95 @@ def format_report(result: SplitResult) -> str:
     return "\n".join(lines)
 
 
-def cmd_plan(args: argparse.Namespace, write: bool) -> int:
+def _faceset_names(args: argparse.Namespace) -> list[str]:
+    from .library import open_library
+
+    if args.all:
+        if args.faceset:
+            raise EraSplitError(None, "give faceset names or --all, not both")
+        names = [e["name"] for e in open_library(args.library).host_facesets()]
+        if not names:
+            raise EraSplitError(args.library, "the library lists no host faceset")
+        return names
+    if not args.faceset:
+        raise EraSplitError(None, "name at least one faceset, or --all for every host faceset")
+    return list(dict.fromkeys(args.faceset))
+
+
+def _report_json(result: SplitResult, report=None) -> dict:
+    out = result.to_json()
+    if report is not None:
+        out["written"] = report.written
+        out["removed"] = report.removed
+        out["bundle_bytes"] = report.bundle_bytes
+        out["warnings"] = report.warnings
+    return out
+
+
+def _one(args, name, params, write, cache, progress):
+    """(SplitResult, ApplyReport or None) of one faceset."""
     from . import api
 
-    params = _params(args)
-    progress = _Progress()
     kwargs = dict(progress=progress, force=args.force, **_sources(args))
     if write:
-        report = api.apply(args.library, args.faceset, args.cache, params, **kwargs)
-        result = report.result
-        for w in report.warnings:
-            print(f"warning: {w}", file=sys.stderr)
-    else:
-        result = api.plan(args.library, args.faceset, args.cache, params, **kwargs)
+        report = api.apply(args.library, name, cache, params, **kwargs)
+        return report.result, report
+    return api.plan(args.library, name, cache, params, **kwargs), None
+
+
+def cmd_plan(args: argparse.Namespace, write: bool) -> int:
+    params = _params(args)
+    names = _faceset_names(args)
+    if len(names) == 1:
+        result, report = _one(args, names[0], params, write, args.cache, _Progress())
+        if report is not None:
+            for w in report.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+        if args.json:
+            print(json.dumps(_report_json(result, report), indent=2))
+        else:
+            print(format_report(result))
+            if report is not None:
+                print(f"\nwrote {plural(len(report.written), 'faceset')} into {args.library}"
+                      + (f" (replaced {len(report.removed)})" if report.removed else ""))
+        return 0
+    return _many(args, names, params, write)
+
+
+def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> int:
+    """Several facesets in one process: the cache is loaded once, one progress line
+    each, a failure reported and the rest still done."""
+    from .api import load_for
+
+    cache = load_for(args.library, args.cache)
+    rows, reports, failed = [], [], 0
+    for i, name in enumerate(names, 1):
+        started = time.monotonic()
+        try:
+            result, report = _one(args, name, params, write, cache, None)
+        except EraSplitError as exc:
+            failed += 1
+            rows.append((name, "-", "-", "-", f"FAILED: {exc}"))
+            reports.append({"faceset": name, "error": str(exc)})
+            print(f"  [{i}/{len(names)}] {name}: FAILED: {exc}", file=sys.stderr, flush=True)
+            continue
+        faces = sum(len(b.faces) for b in result.eras)
+        note = "; ".join(report.warnings) if report is not None and report.warnings else ""
+        what = f"wrote {len(report.written)}" if report is not None else "planned"
+        rows.append((name, str(len(result.eras)), str(len(result.thin)), str(faces), f"{what} {note}".strip()))
+        reports.append(_report_json(result, report))
+        print(f"  [{i}/{len(names)}] {name}: {plural(len(result.eras), 'era')}, "
+              f"{plural(len(result.thin), 'thin bucket')} ({time.monotonic() - started:.2f} s)",
+              file=sys.stderr, flush=True)
     if args.json:
-        out = result.to_json()
-        if write:
-            out["written"] = report.written
-            out["removed"] = report.removed
-            out["bundle_bytes"] = report.bundle_bytes
-        print(json.dumps(out, indent=2))
+        print(json.dumps(reports, indent=2))
     else:
-        print(format_report(result))
-        if write:
-            print(f"\nwrote {len(report.written)} facesets into {args.library}"
-                  + (f" (replaced {len(report.removed)})" if report.removed else ""))
-    return 0
+        width = max(len("faceset"), *(len(r[0]) for r in rows))
+        print(f"{'faceset':<{width}}  {'eras':>4}  {'thin':>4}  {'faces in eras':>13}  result")
+        for name, eras, thin, faces, what in rows:
+            print(f"{name:<{width}}  {eras:>4}  {thin:>4}  {faces:>13}  {what}")
+        print(f"\n{len(names) - failed} done, {failed} failed")
+    return 2 if failed else 0
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
@@ -190,41 +269,70 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _executable() -> str:
+    """The era-split command as a user can paste it: the venv's own script when
+    it is not on PATH."""
+    here = os.path.join(os.path.dirname(sys.executable), "era-split")
+    if os.path.isfile(here):
+        import shutil
+
+        on_path = shutil.which("era-split")
+        return "era-split" if on_path and os.path.realpath(on_path) == os.path.realpath(here) else here
+    return "era-split"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from . import api, synth
 
     out = os.path.abspath(args.dir)
     if os.path.exists(out) and not os.path.isdir(out):
         raise EraSplitError(out, "exists and is not a folder; pick another place for the demo")
-    if os.path.exists(os.path.join(out, "facesets_swap_ready")):
-        raise EraSplitError(out, "already holds a demo library; remove it or pick another folder")
-    print(f"writing a demo photo archive and library under {out} ...", file=sys.stderr)
-    lib = synth.generate(out, synth.SynthSpec(seed=args.seed))
+    lib = synth.demo_library(out, synth.SynthSpec(seed=args.seed), say=lambda m: print(m, file=sys.stderr))
     remaps = [parse_remap(r) for r in lib.remaps]
-    print(
-        "\nequivalent commands:\n"
-        f"  era-split plan faceset_001 --library {lib.root} --cache {lib.cache_file} --remap '{lib.remaps[0]}'\n"
-        f"  era-split apply faceset_001 ... (same options)\n",
-        file=sys.stderr,
-    )
     report = api.apply(lib.root, "faceset_001", lib.cache_file, remaps=remaps, progress=_Progress())
     print(format_report(report.result))
-    print(f"\nwrote {len(report.written)} facesets into {lib.root}:")
+    print(f"\nwrote {plural(len(report.written), 'faceset')} into {lib.root}:")
     for rel in report.written:
         print(f"  {rel}/")
+    exe, q = _executable(), shlex.quote
+    src = f"--library {q(lib.root)} --cache {q(lib.cache_file)} --remap {q(lib.remaps[0])}"
+    print(
+        "\nthe same from the command line, and the UI (paste as they are):\n"
+        f"  {q(exe)} plan faceset_001 {src}\n"
+        f"  {q(exe)} apply faceset_001 {src}\n"
+        f"  {q(exe)} ui {src}"
+    )
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """One line for a usage error, with the nearest flag for a typo."""
+
+    known: set[str] = set()
+
+    def error(self, message: str) -> NoReturn:
+        m = re.search(r"unrecognized arguments: (.*)", message)
+        if m:
+            bad = [a for a in m.group(1).split() if a.startswith("-")]
+            if bad:
+                flag = bad[0].split("=", 1)[0]
+                near = difflib.get_close_matches(flag, sorted(self.known), n=1, cutoff=0.6)
+                hint = f" (did you mean {near[0]}?)" if near else ""
+                message = f"unknown option {flag}{hint}"
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="era-split",
         description="Split one identity's faceset into era facesets by face-embedding sub-clusters and photo dates.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, text in (("plan", "analyse and print the buckets; writes nothing but caches"),
                        ("apply", "analyse and write the era facesets into the library")):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("faceset", help="name of the faceset in the library manifest")
+        p.add_argument("faceset", nargs="*", help="names of facesets in the library manifest")
+        p.add_argument("--all", action="store_true", help="every host faceset of the library (never an era)")
         _add_source_args(p)
         _add_param_args(p)
         p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -252,11 +360,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write a small generated library and split it")
     p.add_argument("dir", nargs="?", default="era-split-demo", help="folder to create (default: ./era-split-demo)")
     p.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
+    _Parser.known = {o for sp in sub.choices.values() for a in sp._actions for o in a.option_strings}  # noqa: SLF001
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    for token in argv:  # a typo'd flag, before argparse complains about what it made missing
+        if token == "--":
+            break
+        flag = token.split("=", 1)[0]
+        if flag.startswith("--") and flag not in _Parser.known | {"--help"}:
+            parser.error(f"unrecognized arguments: {flag}")
+    args = parser.parse_args(argv)
     try:
         if args.command in ("plan", "apply"):
             return cmd_plan(args, write=args.command == "apply")

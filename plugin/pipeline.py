@@ -116,6 +116,11 @@ class SplitResult:
         }
 
 
+def by_years(buckets: Iterable[Bucket]) -> list[Bucket]:
+    """Oldest first, as a user reads a life: by span, then dominant year; undated last."""
+    return sorted(buckets, key=lambda b: (b.span is None, b.span or (0, 0), b.dom_year or 0, b.name))
+
+
 def quality_score(det_score: float, face_short: float, blur: float, centroid_dist: float) -> float:
     """Composite rank of a crop: detector confidence x size x sharpness x typicality.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass, field
 
@@ -227,6 +228,43 @@ def generate(out_dir: str | os.PathLike, spec: SynthSpec = SynthSpec()) -> Synth
         remaps=[f"{recorded_root}={photos_dir}"],
         truth=truth,
     )
+
+
+DEMO_MARKER = "era-split-demo.json"
+
+
+def demo_library(out_dir: str, spec: SynthSpec, say=print) -> SynthLibrary:
+    """The bundled demo under ``out_dir``: reused when a complete one is there,
+    (re)generated when its parts are missing. A library there that no demo wrote
+    is refused, never overwritten."""
+    marker = os.path.join(out_dir, DEMO_MARKER)
+    library = os.path.join(out_dir, "facesets_swap_ready")
+    parts = [os.path.join(out_dir, p) for p in ("photos", "cache", "facesets_swap_ready")]
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as fh:
+            meta = json.load(fh)
+        complete = all(os.path.isdir(p) for p in parts) and os.path.isfile(
+            os.path.join(library, MANIFEST)) and os.path.isfile(os.path.join(out_dir, "cache", "faces.npz"))
+        if complete and meta.get("seed") == spec.seed:
+            say(f"reusing the demo library under {out_dir} (delete the folder for a fresh one)")
+            return SynthLibrary(root=library, cache_file=os.path.join(out_dir, "cache", "faces.npz"),
+                                photos_dir=parts[0], recorded_root=meta["recorded_root"],
+                                remaps=[f"{meta['recorded_root']}={parts[0]}"])
+        say(f"the demo under {out_dir} is incomplete: writing it again")
+        for p in parts:
+            if os.path.isdir(p) and not os.path.islink(p):
+                shutil.rmtree(p)
+        os.unlink(marker)
+    elif os.path.exists(library):
+        from .errors import EraSplitError
+
+        raise EraSplitError(out_dir, "holds a facesets_swap_ready/ that the demo did not write; "
+                                     "pick another folder")
+    say(f"writing a demo photo archive and library under {out_dir} ...")
+    lib = generate(out_dir, spec)
+    with open(marker, "w", encoding="utf-8") as fh:
+        json.dump({"seed": spec.seed, "recorded_root": lib.recorded_root}, fh)
+    return lib
 
 
 def _write_host_crops(folder: str, name: str, chosen: list[dict], records: list[dict]) -> None:

@@ -110,8 +110,64 @@ def test_demo_command(tmp_path):
     with zipfile.ZipFile(lib / "faceset_001" / "faceset_001_all.fsz") as zf:  # the host's own bundle
         names = zf.namelist()
     assert names and all(n.endswith(".png") for n in names)
-    again = run("demo", str(tmp_path / "demo"), check=False)
-    assert again.returncode == 2 and "already holds a demo library" in again.stderr
+    # the printed commands run when pasted, from any folder, with no venv on PATH
+    printed = [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith(("/", "'/"))]
+    plan_cmd = next(c for c in printed if " plan " in c)
+    apply_cmd = next(c for c in printed if " apply " in c)
+    assert "same options" not in proc.stdout and " ui " in "\n".join(printed)
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"
+    for cmd in (plan_cmd, apply_cmd + " --json"):
+        pasted = subprocess.run(cmd, shell=True, capture_output=True, text=True, cwd="/", env=env, timeout=300)
+        assert pasted.returncode == 0, (cmd, pasted.stderr)
+    assert json.loads(pasted.stdout)["faceset"] == "faceset_001"
+    # running the demo again just works: the demo is reused and split again
+    before = json.load(open(lib / "manifest.json"))
+    again = run("demo", str(tmp_path / "demo"))
+    assert "reusing the demo library" in again.stderr
+    assert json.load(open(lib / "manifest.json")) == before
+    # a missing part is rebuilt
+    import shutil
+
+    shutil.rmtree(tmp_path / "demo" / "photos")
+    rebuilt = run("demo", str(tmp_path / "demo"))
+    assert "incomplete" in rebuilt.stderr and (tmp_path / "demo" / "photos").is_dir()
+    assert json.load(open(lib / "manifest.json")) == before
+
+
+def test_demo_refuses_a_library_it_did_not_write(tmp_path):
+    (tmp_path / "mine" / "facesets_swap_ready").mkdir(parents=True)
+    (tmp_path / "mine" / "facesets_swap_ready" / "manifest.json").write_text('{"facesets": []}')
+    proc = run("demo", str(tmp_path / "mine"), check=False)
+    assert proc.returncode == 2 and "that the demo did not write" in proc.stderr
+    assert (tmp_path / "mine" / "facesets_swap_ready" / "manifest.json").read_text() == '{"facesets": []}'
+
+
+def test_several_facesets_and_all_in_one_process(synth_lib):
+    proc = run("plan", "faceset_001", "faceset_002", *source_args(synth_lib))
+    lines = proc.stdout.splitlines()
+    assert lines[0].split()[:5] == ["faceset", "eras", "thin", "faces", "in"]
+    assert lines[1].startswith("faceset_001") and lines[2].startswith("faceset_002")
+    assert "2 done, 0 failed" in proc.stdout
+    assert proc.stderr.count("[1/2] faceset_001") == 1 and proc.stderr.count("[2/2] faceset_002") == 1
+    out = json.loads(run("apply", "--all", *source_args(synth_lib), "--json").stdout)
+    assert [r["faceset"] for r in out] == ["faceset_001", "faceset_002"]
+    assert all(r["written"] for r in out)
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    parents = {e["era_split"]["parent"] for e in manifest["facesets"] if "era_split" in e}
+    assert parents == {"faceset_001", "faceset_002"}
+    # --all never re-splits an era faceset; one failure does not stop the rest
+    again = run("plan", "--all", *source_args(synth_lib), "--json")
+    assert [r["faceset"] for r in json.loads(again.stdout)] == ["faceset_001", "faceset_002"]
+    mixed = run("plan", "faceset_001", "nope", *source_args(synth_lib), check=False)
+    assert mixed.returncode == 2 and "1 done, 1 failed" in mixed.stdout and "no faceset named 'nope'" in mixed.stdout
+
+
+def test_a_mistyped_flag_is_named_with_the_nearest_one(synth_lib):
+    proc = run("plan", "faceset_001", "--libary", synth_lib.root, "--cache", synth_lib.cache_file, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "era-split: error: unknown option --libary (did you mean --library?); see era-split --help"]
 
 
 def test_ui_command_serves_on_loopback(synth_lib):
