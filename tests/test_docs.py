@@ -1,4 +1,5 @@
-"""The README tells the truth: the test command CI runs and every CLI flag."""
+"""The README and docs/reference.md tell the truth: the test command CI runs,
+every CLI flag, every hook, the roop snippet."""
 
 import argparse
 import os
@@ -10,6 +11,7 @@ from era_split.plugin.cli import PARAM_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+REFERENCE = os.path.join(ROOT, "docs", "reference.md")
 CI = os.path.join(ROOT, ".ci", "run")
 
 pytestmark = pytest.mark.skipif(not os.path.isfile(README), reason="needs the source tree")
@@ -23,7 +25,7 @@ def test_ci_runs_the_readmes_test_command():
 
 @pytest.mark.parametrize("flag", sorted(PARAM_FLAGS))
 def test_every_method_flag_is_documented(flag):
-    assert f"`{flag}`" in open(README).read()
+    assert f"`{flag}`" in open(REFERENCE).read()
 
 
 def cli_flags() -> list[str]:
@@ -40,14 +42,35 @@ def cli_flags() -> list[str]:
 
 @pytest.mark.parametrize("flag", cli_flags())
 def test_every_cli_flag_is_documented(flag):
-    assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", open(README).read())
+    assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", open(REFERENCE).read())
+
+
+def section(path: str, title: str) -> str:
+    text = open(path).read()
+    start = text.index(title)
+    end = text.find("\n## ", start + 5)
+    return text[start:] if end < 0 else text[start:end]
 
 
 def integrating_section() -> str:
+    return section(REFERENCE, "## Integrating with a host")
+
+
+def test_readme_links_point_at_reference_sections():
+    """Every docs/reference.md#anchor the guide links to is a heading there."""
+    headings = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+                for h in re.findall(r"^#+ (.*)$", open(REFERENCE).read(), re.M)}
+    anchors = re.findall(r"docs/reference\.md#([\w-]+)", open(README).read())
+    assert anchors
+    for anchor in anchors:
+        assert anchor in headings, anchor
+
+
+def test_readme_is_a_guide_in_the_promised_order():
     text = open(README).read()
-    start = text.index("## Integrating with a host")
-    end = text.index("\n## ", start + 5)
-    return text[start:end]
+    order = ["## Quick start", "## From your photos to eras", "## Use it inside roop-unleashed", "## Reference"]
+    assert [text.index(h) for h in order] == sorted(text.index(h) for h in order)
+    assert os.path.isfile(os.path.join(ROOT, "docs", "eras.png"))
 
 
 @pytest.mark.parametrize("hook", ["faceset_actions", "register_tabs", "batch_actions", "era_variants"])
@@ -71,8 +94,7 @@ def test_roop_snippet_builds_the_tab_inside_a_roop_style_blocks(synth_lib):
     """Run the README's snippet the way roop-unleashed's ui/main.py builds its UI."""
     import gradio as gr
 
-    section = integrating_section()
-    code = section.split("<!-- roop-snippet -->")[1].split("```python")[1].split("```")[0]
+    code = section(README, "## Use it inside roop-unleashed").split("<!-- roop-snippet -->")[1].split("```python")[1].split("```")[0]
     namespace: dict = {}
     exec(compile(code, "README-snippet", "exec"), namespace)
 
@@ -86,6 +108,6 @@ def test_roop_snippet_builds_the_tab_inside_a_roop_style_blocks(synth_lib):
         faceswap_tab()
         namespace["era_split_tab"](synth_lib.root, synth_lib.cache_file, synth_lib.remaps)
     labels = [getattr(b, "label", None) for b in ui.blocks.values()]
-    assert "🕰️ Era split" in labels and "Faceset" in labels and "Era buckets" in labels
+    assert "Era split" in labels and "Faceset" in labels and "Era buckets" in labels
     dropdown = next(b for b in ui.blocks.values() if getattr(b, "label", None) == "Faceset")
     assert [c[0] if isinstance(c, tuple) else c for c in dropdown.choices] == ["faceset_001", "faceset_002"]
