@@ -6,9 +6,11 @@ import glob
 import os
 
 from ..plugin import api
-from ..plugin.cache import EmbeddingCache, load_cache
+from ..plugin.cache import EmbeddingCache
 from ..plugin.errors import EraSplitError
+from ..plugin.labels import plural
 from ..plugin.library import open_library, owned_by
+from ..plugin.status import undo_summary
 from ..plugin.writer import undo_report
 from .hookspecs import hookimpl
 from .types import ActionResult, BatchAction, BatchItem, EraVariant, FacesetAction, HostContext, Progress, UiTab
@@ -49,23 +51,55 @@ def undo_faceset(context: HostContext, faceset: str) -> ActionResult:
                         {"removed": removed, "warnings": warnings})
 
 
+# Share of one faceset's work in each stage that reports progress: reading dates,
+# cropping (the bulk), writing bundles. The batch bar moves by faces with them.
+_STAGES = {"dates": (0.0, 0.2), "crops": (0.2, 0.9), "bundles": (0.9, 1.0)}
+
+
+def _faces_of(lib, entry: dict) -> int:
+    try:
+        return len(lib.faceset_keys(entry)[0])
+    except EraSplitError:
+        return 1
+
+
 def split_all(context: HostContext, progress: Progress | None = None) -> list[BatchItem]:
     """Split every host faceset (never an era variant); a failure is reported and
-    the rest still done."""
+    the rest still done. Progress counts faces over the whole library."""
     try:
-        names = [e["name"] for e in open_library(context.library).host_facesets()]
-        cache = load_cache(_need_cache(context))
+        lib = open_library(context.library)
+        entries = lib.host_facesets()
+        cache = api.load_for(context.library, _need_cache(context))
     except EraSplitError as exc:
         return [BatchItem("(library)", False, str(exc))]
-    items = []
-    for i, name in enumerate(names):
-        if progress:
-            progress(f"splitting {name}", i, len(names))
-        result = split_faceset(context, name, cache=cache)
+    sizes = [_faces_of(lib, e) for e in entries]
+    total = sum(sizes) or 1
+    items, before = [], 0
+    for entry, size in zip(entries, sizes):
+        name = entry["name"]
+
+        def step(stage: str, done: int, of: int, name=name, size=size, before=before) -> None:
+            lo, hi = _STAGES.get(stage, (0.0, 0.0))
+            share = lo + (hi - lo) * (done / of if of else 1.0)
+            if progress:
+                progress(f"{name}: {stage}", before + round(size * share), total)
+
+        step("start", 0, 1)
+        result = split_faceset(context, name, progress=step, cache=cache)
         items.append(BatchItem(name, result.ok, result.message))
+        before += size
     if progress:
-        progress("done", len(names), len(names))
+        progress("done", total, total)
     return items
+
+
+def confirm_split_all(context: HostContext) -> str:
+    lib = open_library(context.library)
+    names = [e["name"] for e in lib.host_facesets()]
+    split = [n for n in names if any(owned_by(e, n) for e in lib.facesets + lib.thin_eras)]
+    return (f"Split {plural(len(names), 'faceset')} by era ({', '.join(names)})? Era facesets are "
+            f"written into the library; {plural(len(split), 'faceset')} already split "
+            f"({', '.join(split) or 'none'}) get theirs replaced. Original facesets are not changed.")
 
 
 @hookimpl
@@ -84,6 +118,7 @@ def faceset_actions(context: HostContext, faceset: str) -> list[FacesetAction]:
             "era_split.undo", "Undo era split",
             "Remove every era and thin faceset made for this faceset",
             lambda progress=None: undo_faceset(context, faceset),
+            confirm=lambda: undo_summary(context.library, faceset) or f"{faceset} is not split.",
         ))
     return actions
 
@@ -94,6 +129,7 @@ def batch_actions(context: HostContext) -> list[BatchAction]:
         "era_split.split_all", "Split all facesets by era",
         "Split every faceset of the library (era variants excluded)",
         lambda progress=None: split_all(context, progress),
+        confirm=lambda: confirm_split_all(context),
     )]
 
 

@@ -35,12 +35,15 @@ class ActionResult:
 
 @dataclass(frozen=True)
 class FacesetAction:
-    """An action on one faceset; ``run(progress=None)`` does it."""
+    """An action on one faceset; ``run(progress=None)`` does it. When ``confirm`` is
+    given, a host shows ``confirm()`` (what will be removed or written) and runs the
+    action only once the user agrees."""
 
     id: str
     label: str
     description: str
     run: Callable[..., ActionResult]
+    confirm: Callable[[], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class BatchAction:
     label: str
     description: str
     run: Callable[..., list[BatchItem]]
+    confirm: Callable[[], str] | None = None  # as for FacesetAction
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import NoReturn
 from .errors import EraSplitError
 from .params import ParamError, SplitParams
 from .paths import parse_remap
+from .labels import plural, span_text
 from .pipeline import REASONS, SplitResult, by_years
 
 PARAM_FLAGS = {
@@ -90,17 +91,6 @@ class _Progress:
             return
         self.last = now
         print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def span_text(span) -> str:
-    """``2015`` for one year, ``2015-2017`` for several, ``-`` for none."""
-    if not span:
-        return "-"
-    return str(span[0]) if span[0] == span[1] else f"{span[0]}-{span[1]}"
 
 
 def format_report(result: SplitResult) -> str:

@@ -17,6 +17,11 @@ def span_text(span: tuple[int, int] | None) -> str:
     return f"{lo}-{hi}"
 
 
+def plural(n: int, word: str) -> str:
+    """``1 face``, ``2 faces``: counts a user reads."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def assign_labels(
     parent: str, spans: Sequence[tuple[int, int] | None], taken: Iterable[str]
 ) -> list[str]:

@@ -127,3 +127,18 @@ def tree_digest(root) -> dict[str, str]:
             with open(path, "rb") as fh:
                 out[os.path.relpath(path, root)] = hashlib.sha256(fh.read()).hexdigest()
     return out
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly, in the last lines, which UI tests did not run and how to run them:
+    a quiet 'N skipped' hides that the browser was never driven."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "test_browser" in getattr(r, "nodeid", "") or "chromium" in str(r.longrepr)]
+    if not skipped:
+        return
+    reason = str(skipped[0].longrepr[-1]) if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
+    terminalreporter.section("BROWSER TESTS NOT RUN", sep="!", red=True, bold=True)
+    terminalreporter.line(
+        f"{len(skipped)} browser test(s) skipped: {reason}. Install Debian's chromium "
+        "(sudo apt-get install chromium) and run pytest again; CI requires them "
+        "(ERA_SPLIT_REQUIRE_BROWSER=1).", red=True, bold=True)

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import shutil
 import socket
 
@@ -12,7 +13,7 @@ from era_split.hooks.hookspecs import hookimpl
 from era_split.hooks.manager import get_plugin_manager
 from era_split.hooks.types import HostContext, UiTab
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = os.environ.get("ERA_SPLIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
 SHOTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "screenshots")
@@ -89,13 +90,26 @@ def test_preview_apply_then_pick_the_era_when_swapping(synth_lib, serve, page):
     url = serve(host_app(synth_lib))
     page.goto(url)
     page.get_by_role("tab", name="Era split").click()
+    page.wait_for_selector("#era-status :text('not split yet')")
     page.get_by_role("button", name="Preview").click()
     page.wait_for_selector("#era-timeline .era-timeline-row")
     summary = page.locator("#era-summary").inner_text()
     assert "faceset_001" in summary and "eras" in summary
     table = page.locator("#era-buckets").inner_text()
     assert "faceset_001_20" in table
+    # oldest first everywhere: the table, the cards and the timeline
+    names = re.findall(r"faceset_001_(\d{4})", table)
+    assert names == sorted(names) and len(names) >= 3, table
+    cards = page.locator("#era-gallery .era-card")
+    assert cards.count() == len(names)
+    assert [c.get_attribute("data-bucket") for c in cards.all()] == re.findall(r"faceset_001_\d{4}[-\d]*", table)
     assert page.locator("#era-gallery img").count() >= 3
+    # nothing in the crops view scrolls inside itself or cuts its caption
+    clipped = page.evaluate("""() => [...document.querySelectorAll('#era-gallery *')]
+        .filter(e => e.scrollHeight > e.clientHeight + 1 && getComputedStyle(e).overflowY !== 'visible'
+                  || e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX !== 'visible').length""")
+    assert clipped == 0
+    assert "2015-2015" not in table and "–2015 " not in table
     # preview wrote nothing
     manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
     assert not any("era_split" in e for e in manifest["facesets"])
@@ -108,24 +122,78 @@ def test_preview_apply_then_pick_the_era_when_swapping(synth_lib, serve, page):
 
     page.get_by_role("button", name="Apply").click()
     page.wait_for_selector("#era-summary :text('Applied')")
+    page.wait_for_selector("#era-status :text('already split')")
     manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
-    eras = [e["name"] for e in manifest["facesets"] if "era_split" in e]
+    entries = sorted((e for e in manifest["facesets"] if "era_split" in e and e["era_split"]["span"]),
+                     key=lambda e: e["era_split"]["span"])
+    eras = [e["name"] for e in entries]
     assert eras
 
     page.get_by_role("tab", name="Face swap").click()
     pick(page, "swap-source", "faceset_001")
     page.wait_for_selector(f"#swap-target label:has-text('{eras[0]}')")
-    for name in eras:
-        assert page.locator(f"#swap-target label:has-text('{name}')").count() == 1
-    assert page.locator("#swap-eras img").count() == len(eras)
+    labels = page.locator("#swap-target label").all_inner_texts()
+    shown = [next(n for n in eras if n in label) for label in labels[1:] if any(n in label for n in eras)]
+    assert shown == eras  # the picker too lists eras oldest first
+    assert page.locator("#swap-eras img").count() == len(manifest["facesets"]) - 2 or \
+        page.locator("#swap-eras img").count() >= len(eras)
+    assert "_top" in page.locator("#swap-note").inner_text()
     page.locator(f"#swap-target label:has-text('{eras[-1]}')").click()
     load = page.locator("#swap-load textarea, #swap-load input").first
     page.wait_for_function(
         "([sel, name]) => document.querySelector(sel).value.endsWith(name)",
-        arg=["#swap-load textarea, #swap-load input", f"{eras[-1]}_all.fsz"],
+        arg=["#swap-load textarea, #swap-load input", f"{eras[-1]}_top8.fsz"],
     )
-    assert load.input_value().endswith(os.path.join(eras[-1], f"{eras[-1]}_all.fsz"))
+    assert load.input_value().endswith(os.path.join(eras[-1], f"{eras[-1]}_top8.fsz"))
+    page.locator("#swap-target label:has-text('All eras')").click()
+    page.wait_for_function(
+        "([sel, name]) => document.querySelector(sel).value.endsWith(name)",
+        arg=["#swap-load textarea, #swap-load input", "faceset_001_all.fsz"],
+    )
     shot(page, "face-swap-target-era")
+
+
+def test_undo_asks_first_and_says_what_it_removes(synth_lib, serve, page):
+    from era_split.plugin import api
+    from era_split.plugin.paths import parse_remap
+
+    report = api.apply(synth_lib.root, "faceset_001", synth_lib.cache_file,
+                       remaps=[parse_remap(r) for r in synth_lib.remaps])
+    before = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    page.goto(serve(host_app(synth_lib)))
+    page.get_by_role("tab", name="Era split").click()
+    # the split shows on selection, before any preview
+    status = page.locator("#era-status")
+    page.wait_for_selector("#era-status :text('already split')")
+    assert f"{len(report.result.eras)} eras" in status.inner_text()
+    page.get_by_role("button", name="Undo split").click()
+    page.wait_for_selector("#era-undo-text :text('Undo the split of')")
+    ask = page.locator("#era-undo-text").inner_text()
+    assert all(b.name in ask for b in report.result.eras) and "is kept" in ask
+    page.locator("#era-undo-no").click()
+    page.wait_for_selector("#era-undo-yes", state="hidden")
+    assert json.load(open(os.path.join(synth_lib.root, "manifest.json"))) == before  # nothing removed
+    page.get_by_role("button", name="Undo split").click()
+    page.locator("#era-undo-yes").click()
+    page.wait_for_selector("#era-summary :text('Undone')")
+    page.wait_for_selector("#era-status :text('not split yet')")
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    assert not any("era_split" in e for e in manifest["facesets"])
+    shot(page, "undo-confirm")
+
+    # the host's Face swap action asks too
+    api.apply(synth_lib.root, "faceset_001", synth_lib.cache_file, remaps=[parse_remap(r) for r in synth_lib.remaps])
+    page.get_by_role("tab", name="Face swap").click()
+    pick(page, "swap-source", "faceset_001")
+    page.locator("#swap-actions input").first.click()
+    page.get_by_role("option", name="Undo era split", exact=True).click()
+    page.get_by_role("button", name="Run action").click()
+    page.wait_for_selector("#swap-confirm-text :text('Undo the split of')")
+    assert any("era_split" in e for e in json.load(open(os.path.join(synth_lib.root, "manifest.json")))["facesets"])
+    page.locator("#swap-confirm-yes").click()
+    page.wait_for_selector("#swap-action-result :text('removed')")
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    assert not any("era_split" in e for e in manifest["facesets"])
 
 
 def test_split_by_era_action_in_the_face_swap_tab(synth_lib, serve, page):
@@ -145,6 +213,14 @@ def test_batch_split_of_a_two_faceset_library(synth_lib, serve, page):
     page.goto(serve(host_app(synth_lib)))
     page.get_by_role("tab", name="Batch").click()
     page.get_by_role("button", name="Run batch").click()
+    page.wait_for_selector("#batch-confirm-text :text('Split 2 facesets by era')")
+    assert "faceset_001, faceset_002" in page.locator("#batch-confirm-text").inner_text()
+    page.locator("#batch-confirm-no").click()
+    page.wait_for_selector("#batch-confirm-yes", state="hidden")
+    manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
+    assert not any("era_split" in e for e in manifest["facesets"])  # cancelled: nothing written
+    page.get_by_role("button", name="Run batch").click()
+    page.locator("#batch-confirm-yes").click()
     page.wait_for_selector("#batch-summary :text('2 done, 0 failed')")
     text = page.locator("#batch-results").inner_text()
     assert "faceset_001" in text and "faceset_002" in text

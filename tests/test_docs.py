@@ -108,6 +108,6 @@ def test_roop_snippet_builds_the_tab_inside_a_roop_style_blocks(synth_lib):
         faceswap_tab()
         namespace["era_split_tab"](synth_lib.root, synth_lib.cache_file, synth_lib.remaps)
     labels = [getattr(b, "label", None) for b in ui.blocks.values()]
-    assert "Era split" in labels and "Faceset" in labels and "Era buckets" in labels
+    assert "Era split" in labels and "Faceset" in labels and "Era buckets (oldest first)" in labels
     dropdown = next(b for b in ui.blocks.values() if getattr(b, "label", None) == "Faceset")
     assert [c[0] if isinstance(c, tuple) else c for c in dropdown.choices] == ["faceset_001", "faceset_002"]

@@ -130,3 +130,36 @@ def test_every_spec_has_a_docstring_saying_what_it_returns():
     for name in HOOKS:
         doc = getattr(hookspecs, name).__doc__
         assert doc and ("list of" in doc), name
+
+
+def test_batch_progress_moves_by_faces_across_the_library(synth_lib):
+    """One bar for the whole batch, counted in faces: it moves inside the first
+    faceset already, never goes back, and ends at the library's face total."""
+    from era_split.hooks.impl import split_all
+    from era_split.plugin.library import open_library
+
+    lib = open_library(synth_lib.root)
+    sizes = [len(lib.faceset_keys(e)[0]) for e in lib.host_facesets()]
+    seen = []
+    items = split_all(HostContext(synth_lib.root, synth_lib.cache_file, tuple(synth_lib.remaps)),
+                      progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert [i.ok for i in items] == [True, True]
+    assert {t for _, _, t in seen} == {sum(sizes)}
+    done = [d for _, d, _ in seen]
+    assert done == sorted(done) and done[-1] == sum(sizes)
+    inside_first = [d for s, d, _ in seen if s.startswith("faceset_001") and 0 < d < sizes[0]]
+    assert len(set(inside_first)) >= 3  # moves while the first faceset is cropped
+
+
+def test_undo_action_asks_first_with_what_it_removes(synth_lib):
+    from era_split.hooks.impl import batch_actions, faceset_actions
+
+    context = HostContext(synth_lib.root, synth_lib.cache_file, tuple(synth_lib.remaps))
+    split = faceset_actions(context, "faceset_001")[0]
+    assert split.confirm is None and split.run().ok
+    undo = next(a for a in faceset_actions(context, "faceset_001") if a.id == "era_split.undo")
+    text = undo.confirm()
+    assert "Undo the split of **faceset_001**" in text and "faceset_001_" in text
+    batch = batch_actions(context)[0]
+    assert "Split 2 facesets by era (faceset_001, faceset_002)" in batch.confirm()
+    assert "1 faceset already split (faceset_001)" in batch.confirm()

@@ -1,6 +1,7 @@
 """No top-level ui/plugin/hooks in site-packages: roop-unleashed has its own ``ui``."""
 
 import importlib.metadata
+import os
 import importlib.util
 import subprocess
 import sys
@@ -23,3 +24,21 @@ def test_importing_leaves_no_generic_top_level_modules():
     for name in ("ui", "plugin", "hooks"):
         proc = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, cwd="/")
         assert proc.returncode != 0, f"a top-level {name!r} module is importable"
+
+
+def test_skipped_browser_tests_are_said_loudly(tmp_path):
+    """Without a browser the test command still passes, but its last lines say
+    that the UI was not tested, and how to fix that."""
+    import subprocess
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = {k: v for k, v in os.environ.items() if k != "ERA_SPLIT_REQUIRE_BROWSER"}
+    env["ERA_SPLIT_CHROMIUM"] = str(tmp_path / "no-chromium")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", os.path.join(here, "test_browser.py"),
+         "-k", "batch"], capture_output=True, text=True, env=env, timeout=300, cwd=here)
+    assert proc.returncode == 0, proc.stdout
+    tail = proc.stdout.strip().splitlines()[-6:]
+    assert any("BROWSER TESTS NOT RUN" in line for line in tail), proc.stdout
+    assert any("apt-get install chromium" in line for line in tail), proc.stdout

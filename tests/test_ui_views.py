@@ -37,16 +37,45 @@ def test_views_of_a_real_plan(synth_lib):
     result = api.plan(synth_lib.root, "faceset_001", synth_lib.cache_file,
                       remaps=[parse_remap(r) for r in synth_lib.remaps])
     rows = views.bucket_rows(result.eras)
-    assert [r[0] for r in rows] == [b.name for b in result.eras]
-    assert all(r[1] == len(b.faces) for r, b in zip(rows, result.eras))
+    assert sorted(r[0] for r in rows) == sorted(b.name for b in result.eras)
+    spans = [next(b.span for b in result.eras if b.name == r[0]) for r in rows]
+    assert spans == sorted(spans)  # oldest first, not largest first
+    assert all(r[1] == len(next(b for b in result.eras if b.name == r[0]).faces) for r in rows)
+    assert not any("-" in str(r[3]) and r[3].split("-")[0] == r[3].split("-")[1] for r in rows)
     md = views.summary_markdown(result)
     assert f"{len(result.eras)} eras" in md and "survivors" in md
     html = views.timeline_html(result.buckets)
     assert html.count("era-timeline-row") == len(result.buckets)
     dom = result.eras[0].dom_year
     assert f"title='{dom}: " in html
-    gallery = views.preview_gallery(result.eras[:2], per_bucket=2, size=64)
-    assert len(gallery) == 4
-    image, caption = gallery[0]
-    assert isinstance(image, Image.Image) and image.size == (64, 64)
-    assert caption == f"{result.eras[0].name} #1"
+    cards = views.era_cards_html(result.eras[:2], per_bucket=2, size=64)
+    assert cards.count("class='era-card'") == 2 and cards.count("<img ") == 4
+    first = min(result.eras[:2], key=lambda b: b.span)
+    assert cards.index(first.name) < cards.index(max(result.eras[:2], key=lambda b: b.span).name)
+    import base64
+    import io
+    import re
+
+    data = re.search(r"base64,([A-Za-z0-9+/=]+)", cards).group(1)
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    assert image.format == "PNG" and image.size == (64, 64)
+
+
+def test_plural_and_spans():
+    from era_split.plugin.labels import plural, span_text
+
+    assert plural(1, "face") == "1 face" and plural(0, "face") == "0 faces" and plural(2, "era") == "2 eras"
+    assert span_text((2015, 2015)) == "2015" and span_text((2012, 2014)) == "2012-14"
+
+
+def test_split_status_and_undo_summary(synth_lib):
+    from era_split.plugin.status import split_status, undo_summary
+
+    assert "not split yet" in split_status(synth_lib.root, "faceset_001")
+    assert undo_summary(synth_lib.root, "faceset_001") is None
+    report = api.apply(synth_lib.root, "faceset_001", synth_lib.cache_file,
+                       remaps=[parse_remap(r) for r in synth_lib.remaps])
+    text = split_status(synth_lib.root, "faceset_001")
+    assert text.startswith("**faceset_001** is already split") and f"{len(report.result.eras)} eras" in text
+    ask = undo_summary(synth_lib.root, "faceset_001")
+    assert all(b.name in ask for b in report.result.eras) and "The original faceset faceset_001 is kept" in ask

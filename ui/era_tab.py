@@ -14,6 +14,7 @@ import gradio as gr
 
 from ..hooks.types import HostContext
 from ..plugin import api
+from ..plugin import status as library_status
 from ..plugin.errors import EraSplitError
 from ..plugin.writer import apply_split, undo_report
 from . import views
@@ -24,12 +25,13 @@ class EraTab:
     """Handles to the tab's components, for a host that wires more events."""
 
     faceset: gr.Dropdown
+    status: gr.Markdown
     preview: gr.Button
     apply: gr.Button
     undo: gr.Button
     summary: gr.Markdown
     buckets: gr.Dataframe
-    gallery: gr.Gallery
+    gallery: gr.HTML
     timeline: gr.HTML
     thin: gr.Dataframe
     state: gr.State
@@ -48,7 +50,8 @@ def build_era_tab(
 
     with gr.Row():
         faceset = gr.Dropdown(names, value=names[0] if names else None, label="Faceset", scale=3)
-        refresh = gr.Button("↻ Refresh list", scale=1)
+        refresh = gr.Button("Refresh list", scale=1)
+    status = gr.Markdown(library_status.split_status(context.library, names[0] if names else None), elem_id="era-status")
     with gr.Accordion("Parameters (defaults: the seed's, plus the era method's)", open=False):
         with gr.Row():
             inputs = [
@@ -64,10 +67,16 @@ def build_era_tab(
         preview = gr.Button("Preview", variant="secondary")
         apply = gr.Button("Apply", variant="primary")
         undo = gr.Button("Undo split", variant="stop")
+    with gr.Group(visible=False, elem_id="era-undo-confirm") as confirm_box:
+        confirm_text = gr.Markdown(elem_id="era-undo-text")
+        with gr.Row():
+            confirm_yes = gr.Button("Yes, undo the split", variant="stop", elem_id="era-undo-yes")
+            confirm_no = gr.Button("Cancel", elem_id="era-undo-no")
     summary = gr.Markdown(elem_id="era-summary")
-    buckets = gr.Dataframe(headers=views.BUCKET_HEADERS, label="Era buckets", interactive=False,
+    buckets = gr.Dataframe(headers=views.BUCKET_HEADERS, label="Era buckets (oldest first)", interactive=False,
                            elem_id="era-buckets")
-    gallery = gr.Gallery(label="Best crops per era", columns=6, height="auto", elem_id="era-gallery")
+    gr.Markdown("**Best crops per era**")
+    gallery = gr.HTML(elem_id="era-gallery")
     gr.Markdown("**Year timeline**: faces per year in each bucket (grey: thin)")
     timeline = gr.HTML(elem_id="era-timeline")
     with gr.Accordion("Thin fragments (kept apart in _thin/)", open=False, elem_id="era-thin-section"):
@@ -82,14 +91,16 @@ def build_era_tab(
             raise gr.Error(str(exc)) from None
 
     def show(key, result):
-        return (
-            (*key, result),
-            views.summary_markdown(result),
-            views.bucket_rows(result.eras),
-            views.preview_gallery(result.eras),
-            views.timeline_html(result.buckets),
-            views.bucket_rows(result.thin),
-        )
+        return (*key, result), views.summary_markdown(result)
+
+    def render(last):
+        """The views of the last preview or apply (a second step, so that only the
+        summary carries the progress bar)."""
+        if not last:
+            return [], "", "", []
+        result = last[2]
+        return (views.bucket_rows(result.eras), views.era_cards_html(result.eras),
+                views.timeline_html(result.buckets), views.bucket_rows(result.thin))
 
     def plan(name, how, mode, values, progress):
         if not name:
@@ -123,26 +134,44 @@ def build_era_tab(
         for warning in report.warnings:
             gr.Warning(warning)
         gr.Info(f"Wrote {len(report.written)} facesets for {name}.")
-        out = show(key, report.result)
-        return (out[0], out[1] + f"  \n**Applied**: wrote {len(report.written)} facesets.") + out[2:]
+        last, text = show(key, report.result)
+        return last, text + f"  \n**Applied**: wrote {views.plural(len(report.written), 'faceset')}."
 
-    def on_undo(name):
+    def on_ask_undo(name):
         if not name:
             raise gr.Error("Pick a faceset first.")
+        try:
+            text = library_status.undo_summary(context.library, name)
+        except EraSplitError as exc:
+            raise gr.Error(str(exc)) from None
+        if text is None:
+            gr.Info(f"{name} is not split: nothing to undo.")
+            return gr.update(visible=False), ""
+        return gr.update(visible=True), text
+
+    def on_undo(name):
         try:
             removed, warnings = undo_fn(context.library, name)
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None
         for warning in warnings:
             gr.Warning(warning)
-        return f"**Undone**: removed {len(removed)} era and thin facesets of {name}."
+        return gr.update(visible=False), f"**Undone**: removed {views.plural(len(removed), 'era and thin faceset')} of {name}."
 
-    outputs = [state, summary, buckets, gallery, timeline, thin]
-    preview.click(on_preview, [faceset, method_choice, undated, *inputs], outputs)
-    apply.click(on_apply, [state, faceset, method_choice, undated, *inputs], outputs)
-    undo.click(on_undo, [faceset], [summary])
+    views_out = [buckets, gallery, timeline, thin]
+    status_of = lambda name: library_status.split_status(context.library, name)  # noqa: E731
+    preview.click(on_preview, [faceset, method_choice, undated, *inputs], [state, summary],
+                  show_progress="full").then(render, [state], views_out, show_progress="hidden")
+    apply.click(on_apply, [state, faceset, method_choice, undated, *inputs], [state, summary],
+                show_progress="full").then(render, [state], views_out, show_progress="hidden").then(
+                status_of, [faceset], [status], show_progress="hidden")
+    undo.click(on_ask_undo, [faceset], [confirm_box, confirm_text])
+    confirm_no.click(lambda: gr.update(visible=False), None, [confirm_box])
+    confirm_yes.click(on_undo, [faceset], [confirm_box, summary]).then(
+        status_of, [faceset], [status], show_progress="hidden")
+    faceset.change(status_of, [faceset], [status], show_progress="hidden")
     refresh.click(lambda: gr.update(choices=views.host_faceset_names(context.library)), None, [faceset])
-    return EraTab(faceset, preview, apply, undo, summary, buckets, gallery, timeline, thin, state)
+    return EraTab(faceset, status, preview, apply, undo, summary, buckets, gallery, timeline, thin, state)
 
 
 def era_tab_app(context: HostContext) -> gr.Blocks:

@@ -12,14 +12,24 @@ import pluggy
 from ..hooks.manager import flatten, get_plugin_manager
 from ..hooks.types import HostContext
 from ..plugin.library import open_library
+from ..plugin.labels import plural, span_text
 from .views import host_faceset_names, progress_adapter
 
 ALL_ERAS = "All eras (the original faceset)"
+SWAP_NOTE = (
+    "An era loads its best crops (`_top<N>.fsz`): the swap averages every face it loads, and "
+    "roop-unleashed's maintainer advises 5–8 good, similar pictures. `_all.fsz` holds every crop "
+    "of the era. *All eras* loads the original faceset."
+)
 
 
 def _variant_label(v) -> str:
-    span = f"{v.span[0]}–{v.span[1]}" if v.span else "undated"
-    return f"{v.name} · {span} · {v.faces} faces"
+    return f"{span_text(v.span)} · {plural(v.faces, 'face')} · {v.name}"
+
+
+def _swap_file(v) -> str:
+    """What the swap loads for an era: its top-N bundle (see SWAP_NOTE)."""
+    return v.top_fsz or v.fsz
 
 
 def _original_fsz(context: HostContext, name: str) -> str:
@@ -36,8 +46,14 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
     with gr.Row():
         action = gr.Dropdown([], label="Faceset actions (from plugins)", elem_id="swap-actions", scale=3)
         run = gr.Button("Run action", elem_id="swap-run", scale=1)
+    with gr.Group(visible=False, elem_id="swap-confirm") as confirm_box:
+        confirm_text = gr.Markdown(elem_id="swap-confirm-text")
+        with gr.Row():
+            confirm_yes = gr.Button("Yes, go ahead", variant="stop", elem_id="swap-confirm-yes")
+            confirm_no = gr.Button("Cancel", elem_id="swap-confirm-no")
     action_result = gr.Markdown(elem_id="swap-action-result")
-    target = gr.Radio([], label="Target era", elem_id="swap-target")
+    target = gr.Radio([], label="Target era (oldest first)", elem_id="swap-target")
+    gr.Markdown(SWAP_NOTE, elem_id="swap-note")
     eras = gr.Gallery(label="Era variants", columns=6, height="auto", elem_id="swap-eras")
     loads = gr.Textbox(label="Faceset the swap would load", interactive=False, elem_id="swap-load")
     variants_state = gr.State([])
@@ -51,41 +67,69 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
         if not name:
             return gr.update(choices=[], value=None), gr.update(choices=[], value=None), [], "", []
         variants = flatten(pm.hook.era_variants(context=context, faceset=name))
-        labels = [ALL_ERAS] + [_variant_label(v) for v in variants]
-        gallery = [(v.thumbnails[0], _variant_label(v)) for v in variants if v.thumbnails]
+        choices = [(ALL_ERAS, ALL_ERAS)] + [(_variant_label(v), v.name) for v in variants]
+        gallery = [(v.thumbnails[0], f"{span_text(v.span)} · {plural(v.faces, 'face')}")
+                   for v in variants if v.thumbnails]
         acts = [a.label for a in actions_for(name)]
         return (
             gr.update(choices=acts, value=acts[0] if acts else None),
-            gr.update(choices=labels, value=ALL_ERAS),
+            gr.update(choices=choices, value=ALL_ERAS),
             gallery,
             _original_fsz(context, name),
-            [(v.name, v.fsz) for v in variants],
+            [(v.name, _swap_file(v)) for v in variants],
         )
 
-    def on_target(name, label, variants):
-        if not name or not label or label == ALL_ERAS:
+    def on_target(name, chosen, variants):
+        if not name or not chosen or chosen == ALL_ERAS:
             return _original_fsz(context, name) if name else ""
-        for vname, fsz in variants:
-            if label.startswith(vname + " ·"):
-                return fsz
-        return ""
+        return next((fsz for vname, fsz in variants if vname == chosen), "")
 
-    def on_run(name, label, progress=gr.Progress()):
+    def chosen_action(name, label):
         if not name or not label:
             raise gr.Error("Pick a faceset and an action first.")
         chosen = next((a for a in actions_for(name) if a.label == label), None)
         if chosen is None:
             raise gr.Error(f"The action {label!r} is not offered for {name}.")
+        return chosen
+
+    def on_ask(name, label):
+        """An action that asks first shows what it will do and is remembered as
+        pending (so a later change of the dropdown cannot swap it); the others run."""
+        chosen = chosen_action(name, label)
+        if chosen.confirm is None:
+            return gr.update(visible=False), "", None
+        return gr.update(visible=True), chosen.confirm(), (name, label)
+
+    def on_run(name, label, pending, progress=gr.Progress()):
+        """Run the picked action unless it waits for confirmation; (result, ran)."""
+        if pending is not None:
+            return gr.update(), False
+        chosen = chosen_action(name, label)
         result = chosen.run(progress=progress_adapter(progress))
         if not result.ok:
             raise gr.Error(result.message)
-        return f"**{chosen.label}**: {result.message}"
+        return f"**{chosen.label}**: {result.message}", True
 
+    def on_confirmed(pending, progress=gr.Progress()):
+        if pending is None:
+            return gr.update(), False
+        return on_run(*pending, None, progress)
+
+    def after(name, ran):
+        return on_source(name) if ran else (gr.update(),) * len(outputs)
+
+    pending = gr.State(None)
+    ran = gr.State(False)
     outputs = [action, target, eras, loads, variants_state]
     source.change(on_source, [source], outputs)
     refresh.click(lambda: gr.update(choices=host_faceset_names(context.library)), None, [source])
     target.change(on_target, [source, target, variants_state], [loads])
-    run.click(on_run, [source, action], [action_result]).then(on_source, [source], outputs)
+    run.click(on_ask, [source, action], [confirm_box, confirm_text, pending]).then(
+        on_run, [source, action, pending], [action_result, ran]).then(after, [source, ran], outputs)
+    confirm_no.click(lambda: (gr.update(visible=False), None), None, [confirm_box, pending])
+    confirm_yes.click(lambda: gr.update(visible=False), None, [confirm_box]).then(
+        on_confirmed, [pending], [action_result, ran]).then(
+        lambda: None, None, [pending]).then(after, [source, ran], outputs)
 
 
 def build_batch_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
@@ -95,19 +139,38 @@ def build_batch_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
         choice = gr.Dropdown(labels, value=labels[0] if labels else None, label="Batch action",
                              elem_id="batch-action", scale=3)
         run = gr.Button("Run batch", variant="primary", elem_id="batch-run", scale=1)
+    with gr.Group(visible=False, elem_id="batch-confirm") as confirm_box:
+        confirm_text = gr.Markdown(elem_id="batch-confirm-text")
+        with gr.Row():
+            confirm_yes = gr.Button("Yes, run it", variant="primary", elem_id="batch-confirm-yes")
+            confirm_no = gr.Button("Cancel", elem_id="batch-confirm-no")
     summary = gr.Markdown(elem_id="batch-summary")
     table = gr.Dataframe(headers=["faceset", "result", "message"], interactive=False, elem_id="batch-results")
 
-    def on_run(label, progress=gr.Progress()):
+    def chosen_action(label):
         chosen = next((a for a in actions if a.label == label), None)
         if chosen is None:
             raise gr.Error("Pick a batch action first.")
+        return chosen
+
+    def on_ask(label):
+        chosen = chosen_action(label)
+        text = chosen.confirm() if chosen.confirm else f"Run **{chosen.label}**? {chosen.description}."
+        return gr.update(visible=True), text
+
+    def on_run(label, progress=gr.Progress()):
+        chosen = chosen_action(label)
         items = chosen.run(progress=progress_adapter(progress))
         failed = sum(1 for i in items if not i.ok)
         rows = [[i.faceset, "ok" if i.ok else "FAILED", i.message] for i in items]
         return f"**{chosen.label}**: {len(items) - failed} done, {failed} failed", rows
 
-    run.click(on_run, [choice], [summary, table])
+    run.click(on_ask, [choice], [confirm_box, confirm_text])
+    confirm_no.click(lambda: gr.update(visible=False), None, [confirm_box])
+    rows = gr.State([])
+    confirm_yes.click(lambda: gr.update(visible=False), None, [confirm_box]).then(
+        on_run, [choice], [summary, rows], show_progress="full").then(
+        lambda r: r, [rows], [table], show_progress="hidden")
 
 
 def build_plugin_tabs(context: HostContext, pm: pluggy.PluginManager) -> None:

@@ -3,18 +3,20 @@ piece can be tested on its own."""
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from PIL import Image
 
 from ..plugin.crops import open_displayed, render_crop
 from ..plugin.errors import EraSplitError
+from ..plugin.labels import plural, span_text
 from ..plugin.library import open_library
 from ..plugin.params import ParamError, SplitParams
-from ..plugin.pipeline import REASONS, Bucket, SplitResult
+from ..plugin.pipeline import REASONS, Bucket, SplitResult, by_years
 
 # (field, label, kind) in the order the tab shows them
 PARAM_FIELDS = [
@@ -90,15 +92,12 @@ def default_values() -> list[object]:
     return [getattr(p, name) for name, _, _ in PARAM_FIELDS]
 
 
-def _span(bucket: Bucket) -> str:
-    return f"{bucket.span[0]}–{bucket.span[1]}" if bucket.span else "undated"
-
-
 def bucket_rows(buckets: Sequence[Bucket]) -> list[list[object]]:
+    """Table rows, oldest first (the order of the picker and the timeline)."""
     return [
-        [b.name, len(b.faces), b.dom_year or "", _span(b), "yes" if b.anchor else "",
+        [b.name, len(b.faces), b.dom_year or "", span_text(b.span), "yes" if b.anchor else "",
          REASONS.get(b.reason, b.reason)]
-        for b in buckets
+        for b in by_years(buckets)
     ]
 
 
@@ -107,10 +106,11 @@ def summary_markdown(result: SplitResult) -> str:
     p = result.params
     left = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c["left_out"].items()) or "none"
     return (
-        f"**{result.faceset}**: {len(result.eras)} eras, {len(result.thin)} thin fragments  \n"
+        f"**{result.faceset}**: {plural(len(result.eras), 'era')}, "
+        f"{plural(len(result.thin), 'thin fragment')}  \n"
         f"cache {c['cache']} → candidates {c['candidates']} → recovered {c['recovered']} → "
         f"gated {c['gated']} → survivors {c['survivors']} → clustered {c['clustered']}  \n"
-        f"{c['subclusters']} sub-clusters, {c['anchors']} anchors; "
+        f"{plural(c['subclusters'], 'sub-cluster')}, {plural(c['anchors'], 'anchor')}; "
         f"{c['dated_paths']} of {c['paths']} photos dated  \n"
         f"anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
         f"left out: {left}"
@@ -118,7 +118,8 @@ def summary_markdown(result: SplitResult) -> str:
 
 
 def timeline_html(buckets: Sequence[Bucket]) -> str:
-    """One row per bucket, one bar per year: what each era holds."""
+    """One row per bucket, oldest first, one bar per year: what each era holds."""
+    buckets = by_years(buckets)
     per = [Counter(f.year for f in b.faces if f.year) for b in buckets]
     years = sorted(set().union(*per)) if per else []
     if not years:
@@ -148,14 +149,30 @@ def timeline_html(buckets: Sequence[Bucket]) -> str:
     )
 
 
-def preview_gallery(buckets: Sequence[Bucket], per_bucket: int = 3, size: int = 160) -> list[tuple[Image.Image, str]]:
-    """The best crops of each era, rendered in memory (a preview writes nothing)."""
-    items = []
-    for b in buckets:
+def era_cards_html(buckets: Sequence[Bucket], per_bucket: int = 4, size: int = 96) -> str:
+    """One card per era, oldest first: its years, its size and its best crops,
+    rendered in memory (a preview writes nothing). Cards wrap; nothing scrolls
+    inside them, and no caption is cut."""
+    if not buckets:
+        return "<p>No era.</p>"
+    cards = []
+    for b in by_years(buckets):
+        imgs = []
         for rank, face in enumerate(b.faces[:per_bucket]):
             try:
                 crop = render_crop(open_displayed(face.path), face.box, size)
             except Exception:
                 continue  # a photo that vanished since the plan: nothing to show
-            items.append((crop, f"{b.name} #{rank + 1}"))
-    return items
+            buf = io.BytesIO()
+            crop.save(buf, format="PNG")
+            data = base64.b64encode(buf.getvalue()).decode()
+            imgs.append(f"<img src='data:image/png;base64,{data}' width='{size}' height='{size}' "
+                        f"alt='{html.escape(b.name)} #{rank + 1}' style='border-radius:4px'>")
+        cards.append(
+            f"<div class='era-card' data-bucket='{html.escape(b.name)}' style='border:1px solid #d1d5db;"
+            "border-radius:8px;padding:8px;display:flex;flex-direction:column;gap:6px'>"
+            f"<div style='font-weight:600'>{html.escape(span_text(b.span))} · {plural(len(b.faces), 'face')}</div>"
+            f"<div style='display:flex;gap:4px'>{''.join(imgs)}</div>"
+            f"<div style='font-size:11px;color:#4b5563'>{html.escape(b.name)}</div></div>"
+        )
+    return f"<div class='era-cards' style='display:flex;flex-wrap:wrap;gap:10px'>{''.join(cards)}</div>"
