@@ -7,7 +7,7 @@ files, run the pure pipeline and hand the result to the writer.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .cache import EmbeddingCache, load_cache
 from .params import SplitParams
@@ -78,9 +78,12 @@ def apply(
     progress: Progress | None = None,
     clock: Stopwatch | None = None,
     force: bool = False,
+    check_crop: Callable[[str], str | None] | None = None,
 ) -> ApplyReport:
     """Plan and write one faceset's split into the library. Without ``force``,
-    a split that lost most of its faces is refused and the old one kept."""
+    a split that lost most of its faces is refused and the old one kept;
+    ``check_crop`` (see :func:`writer.apply_split`) leaves out crops the host
+    would not read as one face."""
     result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress,
                   clock=clock, force=force)
-    return apply_split(library, result, progress=progress, clock=clock, force=force)
+    return apply_split(library, result, progress=progress, clock=clock, force=force, check_crop=check_crop)

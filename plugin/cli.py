@@ -146,13 +146,25 @@ def _report_json(result: SplitResult, report=None) -> dict:
     return out
 
 
+def _crop_checker(args: argparse.Namespace):
+    """``apply --validate``: the host's own check of each crop (models loaded once)."""
+    if not getattr(args, "validate", False):
+        return None
+    if not hasattr(args, "_checker"):
+        from .faces.models import load_analyser
+        from .faces.validate import crop_checker
+
+        args._checker = crop_checker(load_analyser(_model_spec(args)))
+    return args._checker
+
+
 def _one(args, name, params, write, cache, progress):
     """(SplitResult, ApplyReport or None) of one faceset."""
     from . import api
 
     kwargs = dict(progress=progress, force=args.force, **_sources(args))
     if write:
-        report = api.apply(args.library, name, cache, params, **kwargs)
+        report = api.apply(args.library, name, cache, params, check_crop=_crop_checker(args), **kwargs)
         return report.result, report
     return api.plan(args.library, name, cache, params, **kwargs), None
 
@@ -210,6 +222,82 @@ def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> in
             print(f"{name:<{width}}  {eras:>4}  {thin:>4}  {faces:>13}  {what}")
         print(f"\n{len(names) - failed} done, {failed} failed")
     return 2 if failed else 0
+
+
+def _model_spec(args: argparse.Namespace):
+    from .faces.models import ModelSpec
+
+    if not 32 <= args.det_size <= 4096 or args.det_size % 32:
+        raise EraSplitError(None, f"--det-size must be a multiple of 32 in 32..4096, got {args.det_size}")
+    return ModelSpec(os.path.abspath(os.path.expanduser(args.models)), args.model_name, args.det_size)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from .faces.scan import ScanProgress, scan
+
+    if args.workers < 1:
+        raise EraSplitError(None, f"--workers must be at least 1, got {args.workers}")
+    report = scan(args.photos, args.cache, _model_spec(args), workers=args.workers, ray_address=args.ray,
+                  progress=ScanProgress())
+    skipped = ", ".join(f"{why} {n}" for why, n in sorted(report.skipped.items())) or "none"
+    print(f"scanned {report.scanned} of {plural(report.files, 'photo')} ({report.unchanged} unchanged, "
+          f"{report.resumed} resumed from an interrupted scan), {plural(report.new_faces, 'new face')}; "
+          f"dropped {plural(report.dropped, 'face')} of deleted or changed photos; skipped: {skipped}")
+    print(f"{args.cache}: {plural(report.faces, 'face')}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .faces.importer import import_faceset
+
+    report = import_faceset(args.source, args.name, args.library, args.cache, _model_spec(args),
+                            match_dist=args.match_dist)
+    d = sorted(report.distances)
+    print(f"imported {args.name}: {plural(len(report.matched), 'face')} of {plural(report.images, 'picture')} "
+          f"matched the cache (distance median {d[len(d) // 2]:.3f}, max {d[-1]:.3f}) into {report.folder}")
+    if report.unmatched:
+        print(f"  not in the cache ({len(report.unmatched)}): {', '.join(report.unmatched[:10])}"
+              + (" ..." if len(report.unmatched) > 10 else "") + " — scan the photos they come from")
+    if report.no_face:
+        print(f"  no face found ({len(report.no_face)}): {', '.join(report.no_face[:10])}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .cache import load_cache
+    from .faces.models import load_analyser
+    from .faces.validate import bundles_of, validate_bundle
+
+    if args.target.endswith(".fsz") and os.path.isfile(args.target):
+        bundles = [(args.target, {})]
+    elif args.library:
+        bundles = bundles_of(args.library, args.target)
+    else:
+        raise EraSplitError(None, "give a .fsz, or a faceset name with --library DIR")
+    cache = load_cache(args.cache) if args.cache else None
+    rows = {}
+    if cache is not None:
+        keys = [k for _, m in bundles for k in m.values() if isinstance(k, str)]
+        found, _ = cache.rows_of(keys)
+        rows = {str(cache.keys[r]): r for r in found.tolist()}
+    app = load_analyser(_model_spec(args))
+    bad = 0
+    for path, keys in bundles:
+        def expected(member, keys=keys):
+            row = rows.get(keys.get(member))
+            return None if row is None else np.asarray(cache.embeddings[row], dtype=np.float32)
+
+        report = validate_bundle(path, app, expected if cache is not None else None)
+        bad += not report.ok
+        print(("ok      " if report.ok else "PROBLEM ") + report.summary())
+        for label, names in (("no face", report.no_face), ("2+ faces", report.several)):
+            if names:
+                print(f"    {label}: {', '.join(names[:10])}" + (" ..." if len(names) > 10 else ""))
+    print(f"{len(bundles) - bad} of {plural(len(bundles), 'bundle')} load as one face per crop "
+          f"at detection size {args.det_size}")
+    return 0 if not bad else 1
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
@@ -295,6 +383,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", default="~/.insightface", metavar="ROOT",
+                   help="folder holding models/<model-name>/ (roop-unleashed: its install folder; "
+                        "default ~/.insightface, insightface's own)")
+    p.add_argument("--model-name", default="buffalo_l", help="model pack (default buffalo_l, as roop uses)")
+    p.add_argument("--det-size", type=int, default=640, help="detection size in pixels (default 640)")
+
+
 class _Parser(argparse.ArgumentParser):
     """One line for a usage error, with the nearest flag for a typo."""
 
@@ -326,9 +422,41 @@ def build_parser() -> argparse.ArgumentParser:
         _add_source_args(p)
         _add_param_args(p)
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        if name == "apply":
+            p.add_argument("--validate", action="store_true",
+                           help="re-detect every crop as the host's loader does and leave out those "
+                                "without exactly one face (needs era-split[scan] and --models)")
+            _add_model_args(p)
         p.add_argument("--force", action="store_true",
                        help="go on when most photos cannot be read, and let a split that lost most "
                             "of its faces replace the current one")
+    p = sub.add_parser("scan", help="detect and embed every face of a photo archive into the embedding cache",
+                       description="Detect and embed every face under PHOTOS folders with insightface "
+                                   "(the same model pack as the host); incremental and resumable.")
+    p.add_argument("photos", nargs="+", metavar="PHOTOS_DIR", help="folders of photos (searched recursively)")
+    p.add_argument("--cache", required=True, help="embedding cache (.npz) to create or bring up to date")
+    _add_model_args(p)
+    p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 1))),
+                   help="worker processes, one model each (default: the cores, at most 4)")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS|local",
+                   help="run the scan on a Ray cluster (pip install 'era-split[ray]'); 'local' starts one here")
+    p = sub.add_parser("import", help="add a host faceset from a roop .fsz or a folder of face pictures",
+                       description="Add a faceset to the library (created when missing) whose faces are the "
+                                   "cache faces that the source's faces match.")
+    p.add_argument("source", help="a roop-unleashed .fsz, or a folder of face crops or photos")
+    p.add_argument("--name", required=True, help="name of the new faceset")
+    p.add_argument("--library", required=True, help="library folder (created when missing)")
+    p.add_argument("--cache", required=True, help="embedding cache (.npz) made by era-split scan")
+    p.add_argument("--match-dist", type=float, default=0.15,
+                   help="max cosine distance from a source face to its cache face (default 0.15)")
+    _add_model_args(p)
+    p = sub.add_parser("validate", help="load bundles as roop-unleashed does: faces found per crop",
+                       description="Load each bundle exactly as roop-unleashed's faceset loader does and "
+                                   "report crops with no face, with 2+ faces, and the distance to the cache.")
+    p.add_argument("target", metavar="FSZ|FACESET", help="a .fsz, or a faceset name with --library")
+    p.add_argument("--library", default=None, help="library folder (with a faceset name)")
+    p.add_argument("--cache", default=None, help="embedding cache, for distances to the cached embeddings")
+    _add_model_args(p)
     p = sub.add_parser("undo", help="remove everything the plugin made for a faceset")
     p.add_argument("faceset")
     p.add_argument("--library", required=True)
@@ -369,6 +497,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_plan(args, write=args.command == "apply")
         if args.command == "undo":
             return cmd_undo(args)
+        if args.command == "scan":
+            return cmd_scan(args)
+        if args.command == "import":
+            return cmd_import(args)
+        if args.command == "validate":
+            return cmd_validate(args)
         if args.command == "ui":
             return cmd_ui(args)
         if args.command == "check":

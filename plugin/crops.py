@@ -24,19 +24,12 @@ PAD_STEPS = 10
 
 
 def _square(bbox: Sequence[float], pad: float, width: int, height: int) -> Box:
+    """The padded square centred on the face; it may reach beyond the photo."""
     x1, y1, x2, y2 = bbox
     face = max(x2 - x1, y2 - y1)
     side = face * (1 + 2 * pad)
-    side = max(min(side, width, height), face)  # stay in the photo unless the face can't
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-
-    def place(center: float, limit: int) -> float:
-        lo = center - side / 2
-        if side <= limit:
-            lo = min(max(lo, 0.0), limit - side)
-        return lo
-
-    x0, y0 = place(cx, width), place(cy, height)
+    x0, y0 = cx - side / 2, cy - side / 2
     s = int(round(side))
     return int(round(x0)), int(round(y0)), int(round(x0)) + s, int(round(y0)) + s
 
@@ -74,9 +67,23 @@ def open_displayed(path: str) -> Image.Image:
     return shown.convert("RGB")
 
 
-def render_crop(image: Image.Image, box: Box, size: int) -> Image.Image:
-    """Cut ``box`` (outside the photo reads as black) and scale it to ``size``²."""
-    return image.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+def mean_colour(image: Image.Image) -> tuple[int, ...]:
+    """The photo's average colour (a 1-pixel box reduction: cheap on any size)."""
+    return image.convert("RGB").reduce(max(1, min(image.size) // 16)).resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+
+
+def render_crop(image: Image.Image, box: Box, size: int, fill: tuple[int, ...] | None = None) -> Image.Image:
+    """Cut ``box`` and scale it to ``size``²; what lies beyond the photo is
+    ``fill`` (default: the photo's mean colour), a flat area with no face-like
+    structure for the detector to find."""
+    x0, y0, x1, y1 = box
+    if x0 >= 0 and y0 >= 0 and x1 <= image.width and y1 <= image.height:
+        return image.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (x1 - x0, y1 - y0), fill if fill is not None else mean_colour(image))
+    inner = (max(x0, 0), max(y0, 0), min(x1, image.width), min(y1, image.height))
+    if inner[2] > inner[0] and inner[3] > inner[1]:
+        canvas.paste(image.crop(inner).convert("RGB"), (inner[0] - x0, inner[1] - y0))
+    return canvas.resize((size, size), Image.Resampling.LANCZOS)
 
 
 def encode_png(crop: Image.Image) -> bytes:

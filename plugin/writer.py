@@ -98,9 +98,13 @@ def apply_split(
     lock_timeout: float = 30.0,
     clock: Stopwatch | None = None,
     force: bool = False,
+    check_crop: Callable[[str], str | None] | None = None,
 ) -> ApplyReport:
     """Write ``result``'s buckets as facesets and merge them into the library manifest,
     replacing whatever this faceset's previous split wrote.
+
+    ``check_crop(file)`` (``apply --validate``) returns why the host would not read
+    a crop as exactly one face; such faces are left out and counted.
 
     Refused (the old split kept) when most faces would be lost — their photos
     failed to crop, or the new split holds less than half of the old one's faces —
@@ -119,7 +123,7 @@ def apply_split(
         except OSError as exc:
             raise _write_error(exc, root) from None
         try:
-            return _apply_locked(lib, result, staging, progress, clock, force)
+            return _apply_locked(lib, result, staging, progress, clock, force, check_crop)
         except OSError as exc:
             recover(root)
             raise _write_error(exc, root) from None
@@ -168,6 +172,7 @@ def _refuse_losses(lib: Library, result: SplitResult, faces: list, failed: dict[
 def _apply_locked(
     lib: Library, result: SplitResult, staging: str, progress: Progress | None, clock: Stopwatch | None,
     force: bool = False,
+    check_crop: Callable[[str], str | None] | None = None,
 ) -> ApplyReport:
     crashpoint("staging")
     old, warnings = _replaceable(lib, result.faceset)
@@ -175,6 +180,17 @@ def _apply_locked(
     cache_dir = crop_cache_dir(lib, result.faceset)
     with lap(clock, "crops"):
         crop_of, failed, rendered = render_crops(faces, cache_dir, result.params.size, progress)
+    if check_crop is not None:
+        with lap(clock, "validate"):
+            verdicts = {}
+            for n, (key, file) in enumerate(sorted(crop_of.items()), 1):
+                if file not in verdicts:
+                    verdicts[file] = check_crop(file)
+                if verdicts[file]:
+                    failed[key] = verdicts[file]
+                if progress:
+                    progress("validate", n, len(crop_of))
+        crop_of = {k: f for k, f in crop_of.items() if k not in failed}
     result = drop_faces(result, failed, lib.taken_names(result.faceset))
     if not force:
         _refuse_losses(lib, result, faces, failed)

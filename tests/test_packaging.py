@@ -42,3 +42,15 @@ def test_skipped_browser_tests_are_said_loudly(tmp_path):
     tail = proc.stdout.strip().splitlines()[-6:]
     assert any("BROWSER TESTS NOT RUN" in line for line in tail), proc.stdout
     assert any("apt-get install chromium" in line for line in tail), proc.stdout
+
+
+def test_core_hooks_and_ui_never_import_the_face_models():
+    """insightface, onnxruntime and Ray load only when a scan, import or validation runs."""
+    code = (
+        "import sys\n"
+        "import era_split.plugin.cli, era_split.plugin.api, era_split.hooks.impl, era_split.ui.host_app\n"
+        "bad = [m for m in ('insightface', 'onnxruntime', 'ray', 'cv2') if m in sys.modules]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

