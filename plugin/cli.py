@@ -300,6 +300,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
+def cmd_roop(args: argparse.Namespace) -> int:
+    from . import roop
+
+    if args.action == "install":
+        written = roop.install(args.roop_dir, library=args.library, cache=args.cache)
+        config = roop.read_config(os.path.abspath(args.roop_dir))
+        print(("wrote " + ", ".join(written)) if written else "already installed")
+        print(f"library {config['library']}\ncache   {config['cache']}\nmodels  {config['models']}/models/buffalo_l")
+        print(f"start roop-unleashed with: python {os.path.join(os.path.abspath(args.roop_dir), roop.LAUNCHER)}")
+    else:
+        removed, kept = roop.uninstall(args.roop_dir)
+        print(("removed " + ", ".join(removed)) if removed else "nothing to remove")
+        for path in kept:
+            print(f"kept your data: {path}")
+    return 0
+
+
 def cmd_undo(args: argparse.Namespace) -> int:
     from .writer import undo_report
 
@@ -457,6 +474,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--library", default=None, help="library folder (with a faceset name)")
     p.add_argument("--cache", default=None, help="embedding cache, for distances to the cached embeddings")
     _add_model_args(p)
+    p = sub.add_parser("roop", help="add Era Split to a roop-unleashed install, or remove it",
+                       description="install: add a launcher (run_era_split.py) and era_split.json to the roop "
+                                   "folder, no roop file edited; uninstall: remove exactly those")
+    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("roop_dir", metavar="ROOP_DIR", help="the roop-unleashed folder (holds run.py)")
+    p.add_argument("--library", default=None, help="install: library folder (default ROOP_DIR/facesets_swap_ready)")
+    p.add_argument("--cache", default=None, help="install: embedding cache (default ROOP_DIR/era_split_faces.npz)")
     p = sub.add_parser("undo", help="remove everything the plugin made for a faceset")
     p.add_argument("faceset")
     p.add_argument("--library", required=True)
@@ -499,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_undo(args)
         if args.command == "scan":
             return cmd_scan(args)
+        if args.command == "roop":
+            return cmd_roop(args)
         if args.command == "import":
             return cmd_import(args)
         if args.command == "validate":

@@ -130,15 +130,21 @@ def tree_digest(root) -> dict[str, str]:
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Say loudly, in the last lines, which UI tests did not run and how to run them:
-    a quiet 'N skipped' hides that the browser was never driven."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", [])
-               if "test_browser" in getattr(r, "nodeid", "") or "chromium" in str(r.longrepr)]
-    if not skipped:
-        return
-    reason = str(skipped[0].longrepr[-1]) if isinstance(skipped[0].longrepr, tuple) else str(skipped[0].longrepr)
-    terminalreporter.section("BROWSER TESTS NOT RUN", sep="!", red=True, bold=True)
-    terminalreporter.line(
-        f"{len(skipped)} browser test(s) skipped: {reason}. Install Debian's chromium "
-        "(sudo apt-get install chromium) and run pytest again; CI requires them "
-        "(ERA_SPLIT_REQUIRE_BROWSER=1).", red=True, bold=True)
+    """Say loudly, in the last lines, which browser-driven tests did not run and how
+    to run them: a quiet 'N skipped' hides that the UI or roop was never driven."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    groups = {
+        "test_browser": "Install Debian's chromium (sudo apt-get install chromium) and run pytest again; "
+                        "CI requires them (ERA_SPLIT_REQUIRE_BROWSER=1).",
+        "test_roop": "They run under roop-unleashed's own environment (torch, gradio 5.9.1): .ci/run builds "
+                     "it as .venv-roop and requires them (ERA_SPLIT_REQUIRE_ROOP=1).",
+    }
+    for name, how in groups.items():
+        hits = [r for r in skipped if name in getattr(r, "nodeid", "") or name in str(getattr(r, "location", ""))]
+        if not hits:
+            continue
+        rep = hits[0].longrepr
+        reason = str(rep[-1]) if isinstance(rep, tuple) else str(rep)
+        title = "BROWSER TESTS NOT RUN" if name == "test_browser" else "ROOP-UNLEASHED TESTS NOT RUN"
+        terminalreporter.section(title, sep="!", red=True, bold=True)
+        terminalreporter.line(f"{len(hits)} test(s) skipped: {reason}. {how}", red=True, bold=True)

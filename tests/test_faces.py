@@ -74,9 +74,13 @@ def portrait_variants(im):
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
+    return build_archive(tmp_path_factory.mktemp("archive"))
+
+
+def build_archive(base):
     """photos/: twelve photos of one person (six dated 2010-11, six 2018-19) and
-    group photos of others; faces/: a roop-style .fsz of four of the person's crops."""
-    base = tmp_path_factory.mktemp("archive")
+    group photos of others; person.fsz: a roop-style faceset of three of the
+    person's crops."""
     photos = base / "photos"
     (photos / "person").mkdir(parents=True)
     (photos / "others").mkdir()

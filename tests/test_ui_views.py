@@ -79,3 +79,15 @@ def test_split_status_and_undo_summary(synth_lib):
     assert text.startswith("**faceset_001** is already split") and f"{len(report.result.eras)} eras" in text
     ask = undo_summary(synth_lib.root, "faceset_001")
     assert all(b.name in ask for b in report.result.eras) and "The original faceset faceset_001 is kept" in ask
+
+
+def test_variant_cards_show_each_era_with_its_best_crop(synth_lib):
+    from era_split.hooks import impl
+    from era_split.hooks.types import HostContext
+
+    api.apply(synth_lib.root, "faceset_001", synth_lib.cache_file, remaps=[parse_remap(r) for r in synth_lib.remaps])
+    found = impl.era_variants(HostContext(synth_lib.root), "faceset_001")
+    cards = views.variant_cards_html(found)
+    assert cards.count("class='era-card'") == len(found) >= 2
+    assert cards.count("<img ") == len(found)
+    assert [cards.index(v.name) for v in found] == sorted(cards.index(v.name) for v in found)

@@ -10,6 +10,8 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from PIL import Image
+
 
 from ..plugin.crops import open_displayed, render_crop
 from ..plugin.errors import EraSplitError
@@ -149,6 +151,36 @@ def timeline_html(buckets: Sequence[Bucket]) -> str:
     )
 
 
+def _png_uri(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def variant_cards_html(variants: Sequence, size: int = 72) -> str:
+    """A compact row of era cards (thumbnail, years, faces) for a host's era picker;
+    ``variants`` are the ``era_variants`` hook's EraVariant records."""
+    cards = []
+    for v in variants:
+        thumb = ""
+        if v.thumbnails:
+            try:
+                with Image.open(v.thumbnails[0]) as im:
+                    small = im.convert("RGB").resize((size, size))
+            except (OSError, ValueError, Image.DecompressionBombError):
+                small = None  # a crop that vanished or was damaged: the card without it
+            if small is not None:
+                thumb = (f"<img src='{_png_uri(small)}' width='{size}' height='{size}' "
+                         f"alt='{html.escape(v.name)}' style='border-radius:4px'>")
+        cards.append(
+            f"<div class='era-card' data-bucket='{html.escape(v.name)}' style='border:1px solid #d1d5db;"
+            "border-radius:8px;padding:6px;display:flex;flex-direction:column;align-items:center;gap:4px'>"
+            f"{thumb}<div style='font-weight:600'>{html.escape(span_text(v.span))}</div>"
+            f"<div style='font-size:11px'>{plural(v.faces, 'face')}</div></div>"
+        )
+    return f"<div class='era-cards' style='display:flex;flex-wrap:wrap;gap:8px'>{''.join(cards)}</div>"
+
+
 def era_cards_html(buckets: Sequence[Bucket], per_bucket: int = 4, size: int = 96) -> str:
     """One card per era, oldest first: its years, its size and its best crops,
     rendered in memory (a preview writes nothing). Cards wrap; nothing scrolls
@@ -163,10 +195,7 @@ def era_cards_html(buckets: Sequence[Bucket], per_bucket: int = 4, size: int = 9
                 crop = render_crop(open_displayed(face.path), face.box, size)
             except Exception:
                 continue  # a photo that vanished since the plan: nothing to show
-            buf = io.BytesIO()
-            crop.save(buf, format="PNG")
-            data = base64.b64encode(buf.getvalue()).decode()
-            imgs.append(f"<img src='data:image/png;base64,{data}' width='{size}' height='{size}' "
+            imgs.append(f"<img src='{_png_uri(crop)}' width='{size}' height='{size}' "
                         f"alt='{html.escape(b.name)} #{rank + 1}' style='border-radius:4px'>")
         cards.append(
             f"<div class='era-card' data-bucket='{html.escape(b.name)}' style='border:1px solid #d1d5db;"

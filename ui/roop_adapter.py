@@ -1,0 +1,241 @@
+"""Era Split inside roop-unleashed 4.4.1, wired in by the launcher that
+``era-split roop install`` writes; none of roop's files is edited.
+
+- Face Swap tab: an Era Split panel under roop's own controls. The faceset the
+  user loads in roop's "Source Images or Facesets" (a library faceset, or an
+  uploaded ``.fsz`` that is imported into the library on first use) gets
+  **Split by era**; the **Target era** picker then replaces roop's source faces
+  with that era's bundle, loaded by roop's own loader (``on_srcfile_changed``),
+  so what roop swaps with is exactly that era. "All eras" loads the original.
+- An **Era split** tab (after Face Management): the era tab and **Split all
+  facesets by era**, readable under roop's CSS.
+
+roop keeps its state in module globals (``roop.globals.INPUT_FACESETS``,
+``ui.globals.ui_input_thumbs``); this module touches only those two, the way
+roop's own handlers do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from types import SimpleNamespace
+
+import gradio as gr
+
+from ..hooks import impl
+from ..hooks.manager import get_plugin_manager
+from ..hooks.types import HostContext
+from ..plugin import api
+from ..plugin.errors import EraSplitError
+from ..plugin.labels import plural, span_text
+from ..plugin.library import open_library
+from ..plugin.roop import read_config
+from .era_tab import build_era_tab
+from .host_app import build_batch_tab
+from .views import host_faceset_names, progress_adapter, variant_cards_html
+
+ALL_ERAS = "All eras (the original faceset)"
+UPLOADED = " (uploaded: imported into the library when split)"
+# roop's CSS colours every span with --block-info-text-color, which fades table
+# text; give the plugin's tables and notes the body colour back.
+READABLE = ("<style>#era-buckets span, #era-thin span, #batch-results span, #roop-era-panel span,"
+            " #era-status span {color: var(--body-text-color) !important;}</style>")
+
+
+def launch(roop_dir: str, argv: list[str]) -> None:
+    """Start roop-unleashed from ``roop_dir`` with the plugin wired in."""
+    config = read_config(roop_dir)
+    os.chdir(roop_dir)
+    sys.path.insert(0, roop_dir)
+    sys.argv = [os.path.join(roop_dir, "run.py"), *argv]
+    import ui.main as roop_main  # roop's own ui package, from roop_dir
+    import ui.tabs.faceswap_tab as faceswap
+
+    context = HostContext(config["library"], config["cache"], tuple(config.get("remaps", ())))
+    face_swap, face_mgr = roop_main.faceswap_tab, roop_main.facemgr_tab
+
+    def face_swap_with_eras() -> None:
+        face_swap()
+        tab = [c for c in gr.context.Context.block.children if isinstance(c, gr.Tab)][-1]
+        with tab:
+            panel = build_roop_panel(context, config["models"], tab, faceswap)
+        if panel is not None:
+            _move_below(tab, panel, _find(tab, gr.Files, "Source Images or Facesets"))
+
+    def face_mgr_then_eras() -> None:
+        face_mgr()
+        with gr.Tab("Era split") as tab:
+            gr.HTML(READABLE)
+            handles = build_era_tab(context)
+            with gr.Accordion("Split all facesets by era", open=False, elem_id="roop-era-batch"):
+                build_batch_tab(context, get_plugin_manager())
+        # the library changes while roop runs (a split in Face Swap): list it anew on opening
+        tab.select(_current_facesets(context), [handles.faceset], [handles.faceset], show_progress="hidden")
+
+    roop_main.faceswap_tab = face_swap_with_eras
+    roop_main.facemgr_tab = face_mgr_then_eras
+    from roop import core
+
+    core.run()
+
+
+def _current_facesets(context: HostContext):
+    def refresh(current):
+        names = host_faceset_names(context.library)
+        return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+
+    return refresh
+
+
+def _parent_of(root, block):
+    for child in getattr(root, "children", []):
+        if child is block:
+            return root
+        found = _parent_of(child, block)
+        if found is not None:
+            return found
+    return None
+
+
+def _move_below(tab, panel, anchor) -> None:
+    """Put ``panel`` right under the row that holds ``anchor`` (roop's source files),
+    next to the faces it acts on; the layout is read only at launch."""
+    row = _parent_of(tab, anchor)
+    column = _parent_of(tab, row) if row is not None else None
+    if column is None or panel not in tab.children:
+        return
+    tab.children.remove(panel)
+    column.children.insert(column.children.index(row) + 1, panel)
+    panel.parent = column
+
+
+def _find(block, cls, label: str):
+    for child in getattr(block, "children", []):
+        if isinstance(child, cls) and getattr(child, "label", None) == label:
+            return child
+        found = _find(child, cls, label)
+        if found is not None:
+            return found
+    return None
+
+
+def _sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def library_faceset_of(library: str, fsz: str) -> str | None:
+    """The library faceset whose original bundle is this very file, if any."""
+    try:
+        lib = open_library(library)
+    except EraSplitError:
+        return None
+    digest = _sha256(fsz)
+    for entry in lib.host_facesets():
+        bundle = os.path.join(lib.folder_of(entry), f"{entry['name']}_all.fsz")
+        if os.path.isfile(bundle) and _sha256(bundle) == digest:
+            return entry["name"]
+    return None
+
+
+def name_for(upload: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", os.path.splitext(os.path.basename(upload))[0]).strip("_")
+    return stem or "faceset"
+
+
+def build_roop_panel(context: HostContext, models: str, tab, faceswap):
+    """The Era Split panel inside roop's Face Swap tab; returns its block."""
+    sources = _find(tab, gr.Files, "Source Images or Facesets")
+    input_faces = _find(tab, gr.Gallery, "Input faces gallery")
+    if sources is None or input_faces is None:
+        gr.Markdown("Era Split could not find roop's source faces in this Face Swap tab.")
+        return None
+    with gr.Accordion("Era Split: swap with the person at one age", open=True, elem_id="roop-era-panel") as panel:
+        gr.HTML(READABLE)
+        with gr.Row():
+            faceset = gr.Dropdown(host_faceset_names(context.library), value=None, label="Faceset to split",
+                                  allow_custom_value=True, elem_id="roop-era-faceset", scale=3)
+            split = gr.Button("Split by era", variant="primary", elem_id="roop-era-split", scale=1)
+        status = gr.Markdown(elem_id="roop-era-status")
+        target = gr.Radio([], label="Target era (oldest first): roop swaps with this era's faces",
+                          elem_id="roop-era-target")
+        eras = gr.HTML(elem_id="roop-era-thumbs")
+        loaded = gr.Markdown(elem_id="roop-era-loaded")
+    uploaded = gr.State(None)  # an uploaded .fsz not in the library yet
+    variants = gr.State([])
+
+    def on_sources(files):
+        """A .fsz loaded in roop's source files becomes the faceset to split."""
+        fsz = next((f.name if hasattr(f, "name") else f for f in files or []
+                    if str(getattr(f, "name", f)).lower().endswith(".fsz")), None)
+        names = host_faceset_names(context.library)
+        if fsz is None:
+            return gr.update(choices=names), None
+        known = library_faceset_of(context.library, fsz)
+        if known:
+            return gr.update(choices=names, value=known), None
+        pending = name_for(fsz) + UPLOADED
+        return gr.update(choices=names + [pending], value=pending), fsz
+
+    def on_split(name, upload, progress=gr.Progress()):
+        if not name:
+            raise gr.Error("Load a faceset in Source Images or Facesets, or pick one, first.")
+        step = progress_adapter(progress)
+        try:
+            if name.endswith(UPLOADED):
+                from ..plugin.faces.importer import import_faceset
+                from ..plugin.faces.models import ModelSpec
+
+                step("importing the faceset into the library", 0, 1)
+                name = name[: -len(UPLOADED)]
+                import_faceset(upload, name, context.library, context.cache, ModelSpec(models))
+            report = api.apply(context.library, name, context.cache, progress=step, **context.sources())
+        except EraSplitError as exc:
+            raise gr.Error(str(exc)) from None
+        r = report.result
+        return (gr.update(choices=host_faceset_names(context.library), value=name), None,
+                f"**{name}**: {plural(len(r.eras), 'era')} written "
+                f"({', '.join(span_text(b.span) for b in sorted(r.eras, key=lambda b: b.span or (0, 0)))}).")
+
+    def on_faceset(name):
+        if not name or name.endswith(UPLOADED):
+            return gr.update(choices=[], value=None), "", []
+        found = impl.era_variants(context, name)
+        choices = [(ALL_ERAS, ALL_ERAS)] + [
+            (f"{span_text(v.span)} · {plural(v.faces, 'face')}", v.name) for v in found]
+        return (gr.update(choices=choices, value=None), variant_cards_html(found),
+                [(v.name, v.top_fsz or v.fsz) for v in found])
+
+    def on_target(name, chosen, found):
+        """Replace roop's source faces with the chosen era, through roop's loader."""
+        if not name or not chosen:
+            return gr.update(), ""
+        if chosen == ALL_ERAS:
+            lib = open_library(context.library)
+            path = os.path.join(lib.folder_of(lib.find_faceset(name)), f"{name}_all.fsz")
+        else:
+            path = next((f for n, f in found if n == chosen), None)
+        if not path or not os.path.isfile(path):
+            raise gr.Error(f"No bundle to load for {chosen}.")
+        import roop.globals
+        import ui.globals
+
+        roop.globals.INPUT_FACESETS.clear()
+        ui.globals.ui_input_thumbs.clear()
+        result = faceswap.on_srcfile_changed([SimpleNamespace(name=path)])
+        faces = sum(len(fs.faces) for fs in roop.globals.INPUT_FACESETS)
+        return result[2], (f"roop's source faces now: {plural(len(roop.globals.INPUT_FACESETS), 'faceset')} "
+                           f"of {plural(faces, 'face')}, from `{os.path.basename(path)}`")
+
+    sources.change(on_sources, [sources], [faceset, uploaded], show_progress="hidden")
+    split.click(on_split, [faceset, uploaded], [faceset, uploaded, status]).then(
+        on_faceset, [faceset], [target, eras, variants], show_progress="hidden")
+    faceset.change(on_faceset, [faceset], [target, eras, variants], show_progress="hidden")
+    target.change(on_target, [faceset, target, variants], [input_faces, loaded])
+    return panel
