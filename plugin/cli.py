@@ -516,25 +516,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if flag.startswith("--") and flag not in _Parser.known | {"--help"}:
             parser.error(f"unrecognized arguments: {flag}")
     args = parser.parse_args(argv)
+    commands = {
+        "plan": lambda a: cmd_plan(a, write=False), "apply": lambda a: cmd_plan(a, write=True),
+        "scan": cmd_scan, "import": cmd_import, "validate": cmd_validate, "roop": cmd_roop,
+        "undo": cmd_undo, "ui": cmd_ui, "check": cmd_check, "demo": cmd_demo,
+    }
     try:
-        if args.command in ("plan", "apply"):
-            return cmd_plan(args, write=args.command == "apply")
-        if args.command == "undo":
-            return cmd_undo(args)
-        if args.command == "scan":
-            return cmd_scan(args)
-        if args.command == "roop":
-            return cmd_roop(args)
-        if args.command == "import":
-            return cmd_import(args)
-        if args.command == "validate":
-            return cmd_validate(args)
-        if args.command == "ui":
-            return cmd_ui(args)
-        if args.command == "check":
-            return cmd_check(args)
-        if args.command == "demo":
-            return cmd_demo(args)
+        return commands[args.command](args)
     except EraSplitError as exc:
         print(f"era-split: error: {exc}", file=sys.stderr)
         return 2
@@ -546,7 +534,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
-    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

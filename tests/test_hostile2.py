@@ -21,7 +21,8 @@ from era_split.plugin.check import check_library
 from era_split.plugin.errors import EraSplitError
 from era_split.plugin.paths import parse_remap
 
-from conftest import Face, near, save_jpeg, tree_digest, unit
+from conftest import Face, near, tree_digest, unit
+from test_hostile import build
 
 BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
 SPEC = synth.SynthSpec(seed=11, target_photos=70, others=1, other_photos=12, size=(320, 240))
@@ -290,15 +291,7 @@ def test_a_fifo_in_place_of_a_photo_does_not_hang(split):
 # 7. One line, never a traceback -------------------------------------------------------
 
 
-def small_archive(tiny, rng, n=30):
-    c = unit(rng)
-    for i in range(n):
-        photo = f"p{i}.jpg"
-        save_jpeg(os.path.join(tiny.photos, photo), original=f"{2010 + i % 3}:06:01 10:00:00")
-        tiny.faces.append(Face(f"k{i}", photo, (100, 100, 260, 290), near(rng, c, 0.05)))
-    tiny.write_cache()
-    tiny.write_library([f"k{i}" for i in range(n)])
-    return tiny
+small_archive = build  # test_hostile's hand-built 30-face archive
 
 
 def cache_arrays(tiny):

@@ -136,10 +136,13 @@ def library_faceset_of(library: str, fsz: str) -> str | None:
         lib = open_library(library)
     except EraSplitError:
         return None
-    digest = _sha256(fsz)
+    size, digest = os.path.getsize(fsz), None
     for entry in lib.host_facesets():
         bundle = os.path.join(lib.folder_of(entry), f"{entry['name']}_all.fsz")
-        if os.path.isfile(bundle) and _sha256(bundle) == digest:
+        if not os.path.isfile(bundle) or os.path.getsize(bundle) != size:
+            continue  # only same-size bundles are hashed: a big library stays quick
+        digest = digest or _sha256(fsz)
+        if _sha256(bundle) == digest:
             return entry["name"]
     return None
 

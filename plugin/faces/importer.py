@@ -28,6 +28,7 @@ from ..errors import EraSplitError
 from ..fsutil import atomic_write_bytes, atomic_write_json, dump_json, open_regular, refuse_link
 from ..library import MANIFEST, STATE_DIR, check_name, read_json
 from ..lock import library_lock
+from ..transaction import STAGING_PREFIX
 from .models import ModelSpec, detect, load_analyser
 from .scan import EXTENSIONS
 
@@ -173,7 +174,8 @@ def _write(library, name, source, kind, matches, cache, report, lock_timeout) ->
         folder = os.path.join(library, name)
         if name in taken or os.path.lexists(folder):
             raise EraSplitError(folder, f"the library already has a faceset or folder named {name!r}")
-        staging = tempfile.mkdtemp(prefix=".import-", dir=library)
+        # staged where every writer stages, so check --repair clears what a crash leaves
+        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=os.path.join(library, STATE_DIR))
         try:
             faces = []
             crops = []
