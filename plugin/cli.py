@@ -242,7 +242,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     skipped = ", ".join(f"{why} {n}" for why, n in sorted(report.skipped.items())) or "none"
     print(f"scanned {report.scanned} of {plural(report.files, 'photo')} ({report.unchanged} unchanged, "
           f"{report.resumed} resumed from an interrupted scan), {plural(report.new_faces, 'new face')}; "
-          f"dropped {plural(report.dropped, 'face')} of deleted or changed photos; skipped: {skipped}")
+          f"dropped {plural(report.dropped, 'face')} of deleted photos; skipped: {skipped}")
     print(f"{args.cache}: {plural(report.faces, 'face')}")
     return 0
 

@@ -43,10 +43,10 @@ heif.register()
 @dataclass
 class ScanReport:
     files: int = 0  # photos found under the folders
-    scanned: int = 0  # decoded and run through the models this time
+    scanned: int = 0  # decoded and run through the models this time (new and changed files)
     unchanged: int = 0  # skipped: same path, size and mtime as the last scan
     resumed: int = 0  # taken from an interrupted scan's checkpoint
-    dropped: int = 0  # records of files that no longer exist
+    dropped: int = 0  # records of files that no longer exist (a changed file's are replaced)
     faces: int = 0  # records in the cache now
     new_faces: int = 0
     skipped: Counter = field(default_factory=Counter)  # reason -> files
