@@ -88,7 +88,7 @@ def test_unknown_faceset_and_broken_manifest(synth_lib):
 
 def test_plan_does_not_import_gradio(synth_lib):
     code = (
-        "import sys; from era_split.plugin.cli import main; "
+        "import sys; from era_split.ui.cli import main; "
         f"main({['plan', 'faceset_001', *source_args(synth_lib)]!r}); "
         "assert 'gradio' not in sys.modules, 'gradio imported'"
     )

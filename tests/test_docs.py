@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from era_split.plugin.cli import PARAM_FLAGS
+from era_split.ui.cli import PARAM_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
@@ -29,7 +29,7 @@ def test_every_method_flag_is_documented(flag):
 
 
 def cli_flags() -> list[str]:
-    from era_split.plugin.cli import build_parser
+    from era_split.ui.cli import build_parser
 
     flags = set()
     for action in build_parser()._subparsers._group_actions:  # noqa: SLF001

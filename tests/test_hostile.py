@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from era_split.plugin import api
-from era_split.plugin.cli import main
+from era_split.ui.cli import main
 
 from conftest import Face, near, save_jpeg, tree_digest, unit
 

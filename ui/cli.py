@@ -1,4 +1,6 @@
-"""``era-split``: plan, apply, undo, check, the reference UI and the bundled demo.
+"""``era-split``, the command-line front end: scan, import, plan, apply, validate,
+undo, check, the roop-unleashed integration, the reference UI and the bundled demo.
+It lives with the other front ends in ``ui/``: the core (``plugin/``) never imports it.
 
 Errors are one line on stderr naming the file and the problem, with a non-zero
 exit status. ``plan`` and ``apply`` never import gradio (start-up time).
@@ -17,11 +19,11 @@ import time
 from collections.abc import Sequence
 from typing import NoReturn
 
-from .errors import EraSplitError
-from .params import ParamError, SplitParams
-from .paths import parse_remap
-from .labels import plural, span_text
-from .pipeline import REASONS, SplitResult, by_years
+from ..plugin.errors import EraSplitError
+from ..plugin.labels import plural, span_text
+from ..plugin.params import ParamError, SplitParams
+from ..plugin.paths import parse_remap
+from ..plugin.pipeline import REASONS, SplitResult, by_years
 
 PARAM_FLAGS = {
     # flag: (field, type, help)
@@ -122,7 +124,7 @@ def format_report(result: SplitResult) -> str:
 
 
 def _faceset_names(args: argparse.Namespace) -> list[str]:
-    from .library import open_library
+    from ..plugin.library import open_library
 
     if args.all:
         if args.faceset:
@@ -151,8 +153,8 @@ def _crop_checker(args: argparse.Namespace):
     if not getattr(args, "validate", False):
         return None
     if not hasattr(args, "_checker"):
-        from .faces.models import load_analyser
-        from .faces.validate import crop_checker
+        from ..plugin.faces.models import load_analyser
+        from ..plugin.faces.validate import crop_checker
 
         args._checker = crop_checker(load_analyser(_model_spec(args)))
     return args._checker
@@ -160,7 +162,7 @@ def _crop_checker(args: argparse.Namespace):
 
 def _one(args, name, params, write, cache, progress):
     """(SplitResult, ApplyReport or None) of one faceset."""
-    from . import api
+    from ..plugin import api
 
     kwargs = dict(progress=progress, force=args.force, **_sources(args))
     if write:
@@ -191,7 +193,7 @@ def cmd_plan(args: argparse.Namespace, write: bool) -> int:
 def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> int:
     """Several facesets in one process: the cache is loaded once, one progress line
     each, a failure reported and the rest still done."""
-    from .api import load_for
+    from ..plugin.api import load_for
 
     cache = load_for(args.library, args.cache)
     rows, reports, failed = [], [], 0
@@ -225,7 +227,7 @@ def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> in
 
 
 def _model_spec(args: argparse.Namespace):
-    from .faces.models import ModelSpec
+    from ..plugin.faces.models import ModelSpec
 
     if not 32 <= args.det_size <= 4096 or args.det_size % 32:
         raise EraSplitError(None, f"--det-size must be a multiple of 32 in 32..4096, got {args.det_size}")
@@ -233,7 +235,7 @@ def _model_spec(args: argparse.Namespace):
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .faces.scan import ScanProgress, scan
+    from ..plugin.faces.scan import ScanProgress, scan
 
     if args.workers < 1:
         raise EraSplitError(None, f"--workers must be at least 1, got {args.workers}")
@@ -248,7 +250,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .faces.importer import import_faceset
+    from ..plugin.faces.importer import import_faceset
 
     report = import_faceset(args.source, args.name, args.library, args.cache, _model_spec(args),
                             match_dist=args.match_dist)
@@ -266,9 +268,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .cache import load_cache
-    from .faces.models import load_analyser
-    from .faces.validate import bundles_of, validate_bundle
+    from ..plugin.cache import load_cache
+    from ..plugin.faces.models import load_analyser
+    from ..plugin.faces.validate import bundles_of, validate_bundle
 
     if args.target.endswith(".fsz") and os.path.isfile(args.target):
         bundles = [(args.target, {})]
@@ -301,7 +303,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_roop(args: argparse.Namespace) -> int:
-    from . import roop
+    from . import roop_install as roop
 
     if args.action == "install":
         written = roop.install(args.roop_dir, library=args.library, cache=args.cache)
@@ -318,7 +320,7 @@ def cmd_roop(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from .writer import undo_report
+    from ..plugin.writer import undo_report
 
     removed, warnings = undo_report(args.library, args.faceset, progress=_Progress())
     for w in warnings:
@@ -328,7 +330,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import check_library
+    from ..plugin.check import check_library
 
     report = check_library(args.library, repair=args.repair)
     for line in report.repaired:
@@ -343,8 +345,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .exposure import check_port, exposure_notice, load_credentials
-    from .library import open_library
+    from ..plugin.exposure import check_port, exposure_notice, load_credentials
+    from ..plugin.library import open_library
 
     open_library(args.library)  # fail early, with one line, on a bad library
     for r in args.remap:
@@ -355,7 +357,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     notice = exposure_notice(args.host, args.port, args.library, auth is not None)
     if notice:
         print(notice, file=sys.stderr, flush=True)
-    from ..ui.host_app import serve  # gradio only here
+    from .host_app import serve  # gradio only here
 
     try:
         serve(args.library, args.cache, tuple(args.remap), roots, host=args.host, port=args.port, auth=auth)
@@ -377,7 +379,7 @@ def _executable() -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from . import api, synth
+    from ..plugin import api, synth
 
     out = os.path.abspath(args.dir)
     if os.path.exists(out) and not os.path.isdir(out):
