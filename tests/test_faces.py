@@ -225,3 +225,23 @@ def test_the_ray_path_gives_the_same_cache(archive, models, tmp_path):
         assert a["keys"][ia].tolist() == b["keys"][ib].tolist() and len(ia) >= 20
         assert np.allclose(a["embeddings"][ia], b["embeddings"][ib], atol=1e-5)
         assert sorted(a["scan_files"].tolist()) == sorted(b["scan_files"].tolist())
+
+
+def test_bad_paths_for_the_new_commands_are_one_line(archive, models, tmp_path):
+    """Nothing is created where the user did not ask, and no traceback."""
+    def one_line(proc, *needles):
+        lines = [line for line in proc.stderr.splitlines() if line.strip() and not line.startswith(("  ", "scan:"))]
+        assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert all(n in lines[0] for n in needles), lines[0]
+
+    missing = tmp_path / "no" / "such" / "faces.npz"
+    one_line(cli("scan", str(archive / "photos" / "others"), "--cache", str(missing), "--models", models,
+                 check=False), "its folder does not exist")
+    assert not (tmp_path / "no").exists()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    one_line(cli("import", str(archive / "person.fsz"), "--name", "p", "--library", str(afile),
+                 "--cache", str(missing), "--models", models, check=False), "afile", "is not a folder")
+    one_line(cli("validate", str(tmp_path / "nope.fsz"), "--models", models, check=False), "nope.fsz", "not found")
+    one_line(cli("scan", str(archive / "photos"), "--cache", str(tmp_path), "--models", models, check=False),
+             "is not a regular file")

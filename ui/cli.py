@@ -272,7 +272,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from ..plugin.faces.models import load_analyser
     from ..plugin.faces.validate import bundles_of, validate_bundle
 
-    if args.target.endswith(".fsz") and os.path.isfile(args.target):
+    if args.target.endswith(".fsz") and not args.library:
+        if not os.path.isfile(args.target):
+            raise EraSplitError(args.target, "not found")
         bundles = [(args.target, {})]
     elif args.library:
         bundles = bundles_of(args.library, args.target)
@@ -536,6 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 141
+    except OSError as exc:  # last resort: a full disk, a permission, a vanished file
+        where = exc.filename if isinstance(exc.filename, str) else "era-split"
+        print(f"era-split: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -134,6 +134,8 @@ def import_faceset(
     """Add a host faceset ``name`` to ``library`` (created when missing) whose keys
     are the cache faces that ``source``'s faces match."""
     check_name(name, "--name")
+    if os.path.lexists(library) and not os.path.isdir(library):
+        raise EraSplitError(os.path.abspath(library), "is not a folder (give the library folder, or a new path)")
     if not 0 < match_dist < 1:
         raise EraSplitError(None, f"--match-dist must be in (0, 1), got {match_dist}")
     source = os.path.abspath(source)
@@ -163,6 +165,8 @@ def import_faceset(
 
 def _write(library, name, source, kind, matches, cache, report, lock_timeout) -> None:
     library = os.path.abspath(library)
+    if os.path.lexists(library) and not os.path.isdir(library):
+        raise EraSplitError(library, "is not a folder (give the library folder, or a new path)")
     os.makedirs(library, exist_ok=True)
     manifest_file = os.path.join(library, MANIFEST)
     refuse_link(os.path.join(library, STATE_DIR))

@@ -283,6 +283,10 @@ def scan(
     """Bring ``cache_file`` up to date with the photos under ``folders``."""
     check_models(spec)  # before any work, and never a download
     cache_file = os.path.abspath(cache_file)
+    if not os.path.isdir(os.path.dirname(cache_file)):
+        raise EraSplitError(cache_file, "its folder does not exist (create it first)")
+    if os.path.lexists(cache_file) and not os.path.isfile(cache_file):
+        raise EraSplitError(cache_file, "embedding cache is not a regular file")
     partial_file = cache_file[:-4] + ".partial.npz" if cache_file.endswith(".npz") else cache_file + ".partial.npz"
     photos = list_photos(folders)
     report = ScanReport(files=len(photos))
