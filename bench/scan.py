@@ -23,13 +23,13 @@ import shutil
 import sys
 import tempfile
 import time
-import warnings
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageEnhance
 
+from era_split.plugin.crops import open_displayed
 from era_split.plugin.faces import scan as scan_mod
 from era_split.plugin.faces.importer import import_faceset
 from era_split.plugin.faces.models import ModelSpec, detect, load_analyser
@@ -72,11 +72,7 @@ def _floor_init(spec):
 
 
 def _floor_one(path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with Image.open(path) as im:
-            shown = ImageOps.exif_transpose(im).convert("RGB")
-    return len(detect(_APP, shown))
+    return len(detect(_APP, open_displayed(path)))  # decode as the scan does, detect, embed
 
 
 def floor(paths, spec, workers) -> float:

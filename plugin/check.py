@@ -6,10 +6,8 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 
-from PIL import Image
-
+from .crops import png_problem
 from .errors import EraSplitError
-from .fsutil import open_regular
 from .library import MANIFEST, OWNER, STATE_DIR, THIN_DIR, open_library, owned_by, prove_owned, read_json
 from .lock import library_lock
 from .transaction import REJECTED, pending, recover, stale_staging
@@ -45,22 +43,6 @@ def _check_bundle(path: str, expected: int | None, problems: list[str]) -> None:
         problems.append(f"{path}: holds {len(names)} crops, its manifest lists {expected}")
 
 
-def _sound_png(path: str) -> str | None:
-    """None for a complete square PNG, else what is wrong with it."""
-    try:
-        with open_regular(path) as fh, Image.open(fh) as im:
-            if im.format != "PNG":
-                return f"is {im.format}, not PNG"
-            if im.width != im.height:
-                return f"is {im.width}x{im.height}, not square"
-            im.verify()
-    except FileNotFoundError:
-        return "is missing"
-    except Exception as exc:  # any decoder complaint is damage
-        return f"is damaged ({exc})"
-    return None
-
-
 def _check_owned(folder: str, entry: dict, problems: list[str]) -> None:
     name = entry["name"]
     proof = prove_owned(folder, entry)
@@ -83,7 +65,7 @@ def _check_owned(folder: str, entry: dict, problems: list[str]) -> None:
         if not isinstance(file, str) or "/" in file or "\\" in file or file.startswith("."):
             problems.append(f"{manifest}: faces[{i}] has no plain crop file name")
             break
-        bad = _sound_png(os.path.join(folder, file))
+        bad = png_problem(os.path.join(folder, file))
         if bad:
             problems.append(f"{folder}: crop {file!r} {bad}")
             break

@@ -11,6 +11,8 @@ bare face box does.
 from __future__ import annotations
 
 import io
+import os
+import stat
 import warnings
 from collections.abc import Sequence
 
@@ -84,6 +86,25 @@ def render_crop(image: Image.Image, box: Box, size: int, fill: tuple[int, ...] |
     if inner[2] > inner[0] and inner[3] > inner[1]:
         canvas.paste(image.crop(inner).convert("RGB"), (inner[0] - x0, inner[1] - y0))
     return canvas.resize((size, size), Image.Resampling.LANCZOS)
+
+
+def png_problem(path: str, size: int | None = None) -> str | None:
+    """None for a complete square PNG crop (``size``² when given, every chunk's CRC
+    checked, a regular file and no link), else what is wrong with it. ~1 ms a crop."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return "is not a regular file"
+        with open_regular(path) as fh, Image.open(fh) as im:
+            if im.format != "PNG":
+                return f"is {im.format}, not PNG"
+            if im.width != im.height or (size is not None and im.size != (size, size)):
+                return f"is {im.width}x{im.height}, not {size or 'square'}"
+            im.verify()
+    except FileNotFoundError:
+        return "is missing"
+    except Exception as exc:  # any decoder complaint is damage
+        return f"is damaged ({exc})"
+    return None
 
 
 def encode_png(crop: Image.Image) -> bytes:

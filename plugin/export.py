@@ -22,9 +22,8 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from .cropworker import render_task
-from PIL import Image
-
-from .fsutil import atomic_write_bytes, dump_json, open_regular
+from .crops import png_problem
+from .fsutil import atomic_write_bytes, dump_json
 from .params import SplitParams
 from .pipeline import Bucket, Face, SplitResult
 
@@ -77,7 +76,7 @@ def render_crops(
         name = crop_name(face, size, st)
         files[face.key] = os.path.join(cache_dir, name)
         keys_of[face.path].append(face.key)
-        if not crop_is_sound(files[face.key], size):
+        if png_problem(files[face.key], size):  # missing or damaged: render it again
             todo[face.path].append((name, face.box))
     tasks = [(path, jobs, size, cache_dir) for path, jobs in sorted(todo.items())]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
@@ -92,21 +91,6 @@ def render_crops(
         if progress:
             progress("crops", done, len(tasks))
     return files, failed, rendered
-
-
-def crop_is_sound(path: str, size: int) -> bool:
-    """A cached crop that may be used: a regular file (no link) holding a complete
-    ``size``² PNG (every chunk's CRC checked). Costs ~1 ms per crop."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return False
-        with open_regular(path) as fh, Image.open(fh) as im:
-            if im.format != "PNG" or im.size != (size, size):
-                return False
-            im.verify()
-        return True
-    except Exception:  # any decoder complaint: render it again
-        return False
 
 
 def _run(tasks: list[tuple], workers: int, scratch: str):

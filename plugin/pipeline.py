@@ -40,7 +40,10 @@ REASONS = {
 
 
 QUARANTINED = {"suspected_other_person"}  # thin whatever their size (SPEC 3.1)
-UNREADABLE_SHARE = 0.5  # more survivors than this with unreadable photos: refuse, don't split
+# Losing more than this share of a split's faces — photos unreadable, crops failing,
+# a new split far smaller than the one it replaces — is refused unless forced: a
+# wrong --remap or an unmounted photo drive far more often than a wish.
+LOST_MOST = 0.5
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,7 @@ def analyse(
             boxes.append(box)
             years.append(info.year)
     unread = left_out["missing_photo"] + left_out["unreadable_photo"]
-    if not force and unread and unread > len(survivors) * UNREADABLE_SHARE:
+    if not force and unread and unread > len(survivors) * LOST_MOST:
         example, recorded_as = next(
             (p, r) for p, r in zip(actual, recorded) if infos[p].status != OK
         )

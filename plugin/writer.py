@@ -20,7 +20,7 @@ from .library import (
     Library, open_library, owned_by, relpath_of, remove_split, replace_split,
 )
 from .lock import library_lock
-from .pipeline import SplitResult, drop_faces
+from .pipeline import LOST_MOST, SplitResult, drop_faces
 from .timing import Stopwatch, lap
 from .transaction import STAGING_PREFIX, commit, crashpoint, recover
 
@@ -34,12 +34,6 @@ class ApplyReport:
     removed: list[str] = field(default_factory=list)  # relpaths of replaced folders
     bundle_bytes: dict[str, int] = field(default_factory=dict)  # name -> _all.fsz size
     warnings: list[str] = field(default_factory=list)
-
-
-# A write that would keep less than this share of the faces it set out with (or of
-# the split it replaces) is refused unless forced: that is a wrong --remap or an
-# unmounted photo drive far more often than a wish.
-KEEP_SHARE = 0.5
 
 
 def _replaceable(lib: Library, parent: str) -> tuple[list[str], list[str]]:
@@ -152,7 +146,7 @@ def crop_cache_dir(lib: Library, parent: str) -> str:
 
 
 def _refuse_losses(lib: Library, result: SplitResult, faces: list, failed: dict[str, str]) -> None:
-    if failed and len(failed) > len(faces) * (1 - KEEP_SHARE):
+    if failed and len(failed) > len(faces) * LOST_MOST:
         example = next(f.path for f in faces if f.key in failed)
         raise EraSplitError(
             example,
@@ -160,7 +154,7 @@ def _refuse_losses(lib: Library, result: SplitResult, faces: list, failed: dict[
             "since the plan); nothing written. Is the photo drive mounted? --force writes the rest",
         )
     old, new = _split_faces(lib, result.faceset), sum(len(b.faces) for b in result.buckets)
-    if old and new < old * KEEP_SHARE:
+    if old and new < old * (1 - LOST_MOST):
         raise EraSplitError(
             lib.manifest_file,
             f"the new split of {result.faceset} keeps {new} faces where the current one has {old}; "

@@ -20,17 +20,17 @@ import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ..cache import load_cache
-from ..crops import encode_png, plan_crop_box, render_crop
+from ..crops import encode_png, open_displayed, plan_crop_box, render_crop
 from ..errors import EraSplitError
 from ..fsutil import atomic_write_bytes, atomic_write_json, dump_json, open_regular, refuse_link
 from ..library import MANIFEST, STATE_DIR, check_name, read_json
 from ..lock import library_lock
 from ..transaction import STAGING_PREFIX
 from .models import ModelSpec, detect, load_analyser
-from .scan import EXTENSIONS
+from .scan import list_photos
 
 MATCH_DIST = 0.15
 MAX_MEMBER_BYTES = 64 * 2**20  # a face crop is well under a MB; bigger members are refused
@@ -75,21 +75,13 @@ def _fsz_images(path: str) -> list[tuple[str, Image.Image]]:
 
 
 def _folder_images(path: str) -> list[tuple[str, Image.Image]]:
+    """The pictures under ``path`` (as ``scan`` finds photos), as displayed."""
     out = []
-    for dirpath, dirnames, files in os.walk(path):
-        dirnames.sort()
-        for name in sorted(files):
-            if os.path.splitext(name)[1].lower() not in EXTENSIONS:
-                continue
-            full = os.path.join(dirpath, name)
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    with open_regular(full) as fh, Image.open(fh) as im:
-                        im.load()
-                        out.append((os.path.relpath(full, path), ImageOps.exif_transpose(im).convert("RGB")))
-            except Exception:
-                continue
+    for full, _, _ in list_photos([path]):
+        try:
+            out.append((os.path.relpath(full, path), open_displayed(full)))
+        except Exception:
+            continue  # unreadable: not a picture of the person
     return out
 
 

@@ -18,17 +18,14 @@ import hashlib
 import os
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps
-
 from .. import heif
 from ..errors import EraSplitError
-from ..fsutil import open_regular
+from ..crops import open_displayed
 from .models import ModelSpec, check_models, detect, load_analyser, sharpness
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}
@@ -94,11 +91,7 @@ def scan_file(app, path: str, size: int, mtime: int) -> FileResult:
     """Decode one photo as displayed (EXIF orientation applied) and embed its faces;
     never raises for a bad file."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with open_regular(path) as fh, Image.open(fh) as im:
-                im.load()
-                shown = ImageOps.exif_transpose(im).convert("RGB")
+        shown = open_displayed(path)
     except FileNotFoundError:
         return FileResult(path, size, mtime, "missing", [])
     except Exception:

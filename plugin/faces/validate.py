@@ -43,10 +43,6 @@ class BundleReport:
                 f"{len(self.several)} with 2+ faces; {dist}")
 
 
-def count_faces(app, image: Image.Image) -> list:
-    return detect(app, image)
-
-
 def validate_bundle(
     path: str, app, expected: Callable[[str], np.ndarray | None] | None = None
 ) -> BundleReport:
