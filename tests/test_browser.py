@@ -224,6 +224,8 @@ def test_batch_split_of_a_two_faceset_library(synth_lib, serve, page):
     page.get_by_role("button", name="Run batch").click()
     page.locator("#batch-confirm-yes").click()
     page.wait_for_selector("#batch-summary :text('2 done, 0 failed')")
+    page.wait_for_function(  # the table is filled by the step after the summary
+        "() => (document.querySelector('#batch-results') || {}).innerText?.includes('faceset_002')")
     text = page.locator("#batch-results").inner_text()
     assert "faceset_001" in text and "faceset_002" in text
     manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
