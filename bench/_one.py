@@ -79,18 +79,14 @@ def floor_task(task):
 
 
 def cluster_task(task):
-    """Sub-cluster n survivors of one identity from the ground-truth generator
-    (the seed's distance distribution: mean ~0.45)."""
+    """Sub-cluster n survivors of one shape (truth.cluster_shape): "seed-like" is the
+    seed's distance distribution (mean pair ~0.45); the others stress the cut."""
     import hashlib
-
-    import numpy as np
 
     from era_split.plugin import method, truth
 
     n = task["n"]
-    archive = truth.generate(truth.TruthSpec(seed=n, target_faces=n, siblings=0, others=0))
-    emb = np.ascontiguousarray(archive.cache.embeddings)
-    years = archive.exif_year
+    emb, years = truth.cluster_shape(task.get("shape", "seed-like"), n, seed=n)
     start = time.perf_counter()
     try:
         if task.get("plain"):

@@ -16,7 +16,35 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from . import averagecut
 from .averagecut import UNDATED, year_penalty
 
-MAX_PLAIN = 15_000  # scipy's linkage holds 2 x 8 x n^2/2 bytes: 1.7 GB here
+# Which exact path clusters n faces (bench/run.py --only cluster measures them):
+# - up to PLAIN_BELOW, scipy's linkage: under a second, 0.2 GB at most;
+# - up to the size whose condensed matrix (8 n^2/2 bytes) fits PLAIN_BUDGET (n <=
+#   23,170), the matrix-free cut, 2-4x faster than scipy on ordinary shapes and
+#   in a fraction of its memory, except on a tight core of near-identical faces
+#   (:func:`looks_tight`), which goes straight to scipy, whose time does not
+#   depend on the shape (peak: twice the matrix); a work budget catches any other
+#   shape the cut would settle slowly, and hands it to scipy too;
+# - past that, the matrix-free cut alone: scipy would not fit.
+PLAIN_BELOW = 5_000
+PLAIN_BUDGET = 2 * 2**30
+TIGHT_SAMPLE = 256  # rows sampled to recognise a tight core before choosing the path
+
+
+def looks_tight(emb: np.ndarray, threshold: float) -> bool:
+    """Most faces nearly one face: the median distance of sampled pairs (looks
+    alone) is under a quarter of the threshold. Such a set is the matrix-free
+    cut's slow shape, its candidate lists unable to tell near-equal neighbours
+    apart; scipy's time does not depend on the shape, so it goes there at once."""
+    n = len(emb)
+    pick = np.random.default_rng(0).choice(n, min(n, TIGHT_SAMPLE), replace=False)
+    x = np.asarray(emb[np.sort(pick)], dtype=np.float64)
+    d = 1.0 - x @ x.T
+    return bool(np.median(d[np.triu_indices(len(x), 1)]) < threshold / 4)
+
+
+def plain_fits(n: int) -> bool:
+    """scipy's condensed matrix for ``n`` faces fits :data:`PLAIN_BUDGET`."""
+    return 8 * n * (n - 1) // 2 <= PLAIN_BUDGET
 
 
 def centroid(emb: np.ndarray) -> np.ndarray:
@@ -71,13 +99,14 @@ def tighten(emb: np.ndarray, idx: np.ndarray, radius: float) -> np.ndarray:
 
 
 def condensed_cosine(
-    x: np.ndarray, block: int = 256, years: np.ndarray | None = None, year_weight: float = 0.0
+    x: np.ndarray, block: int = 256, years: np.ndarray | None = None, year_weight: float = 0.0,
+    free: int = 1,
 ) -> np.ndarray:
     """Condensed (upper-triangle, row-major) float64 cosine distances of unit rows,
     built a row block at a time: n(n-1)/2 doubles and one block, never n x n.
 
     With ``years`` and ``year_weight``, two dated faces are ``year_weight`` farther
-    apart per year between them beyond the first (see :func:`year_penalty`).
+    apart per year between them beyond ``free`` (see :func:`year_penalty`).
     """
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
@@ -88,49 +117,57 @@ def condensed_cosine(
         d = 1.0 - x[start:stop] @ x[start:].T  # rows start..stop against columns start..n
         np.clip(d, 0.0, 2.0, out=d)
         if years is not None and year_weight:
-            d += year_penalty(years[start:stop], years[start:], year_weight)
-        upper = d[np.triu(np.ones(d.shape, dtype=bool), k=1)]  # row-major: the condensed order
-        out[pos : pos + len(upper)] = upper
-        pos += len(upper)
+            d += year_penalty(years[start:stop], years[start:], year_weight, free)
+        for r in range(stop - start):  # row-major upper triangle: the condensed order
+            out[pos : pos + n - start - r - 1] = d[r, r + 1 :]
+            pos += n - start - r - 1
     return out
 
 
 def subcluster(
-    emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0
+    emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0,
+    free: int = 1,
 ) -> np.ndarray:
     """Exact average-linkage clusters of unit rows; merge while the distance is below
     ``threshold`` (scikit-learn's ``distance_threshold`` semantics).
 
-    Matrix-free (see :mod:`averagecut`): memory grows with n, not n^2, so 50,000
-    survivors fit in about a gigabyte. Should its candidate lists ever fail to
-    decide (a safety net no known input reaches), scipy's linkage takes over,
-    which needs the whole distance matrix. Returns labels of shape (n,), numbered 0.. by
-    cluster size (largest first), ties by the smallest member index.
+    Every path gives the same partition (see :data:`PLAIN_BELOW` for which runs):
+    scipy's linkage, or the matrix-free cut (:mod:`averagecut`) whose memory
+    grows with n, not n^2, so 50,000 survivors fit in about a gigabyte. Returns
+    labels of shape (n,), numbered 0.. by cluster size (largest first), ties by
+    the smallest member index.
     """
     n = len(emb)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)
+    if n <= PLAIN_BELOW:
+        return subcluster_plain(emb, threshold, years, year_weight, free)
+    fits = plain_fits(n)
+    if fits and looks_tight(emb, threshold):
+        return subcluster_plain(emb, threshold, years, year_weight, free)
     try:
-        return relabel_by_size(averagecut.average_cut(emb, threshold, years, year_weight))
-    except averagecut.Undecided:
-        if n > MAX_PLAIN:
-            raise ValueError(
-                f"{n} faces whose nearest neighbours could not be settled without the full "
-                f"distance matrix, which would need {16 * n**2 / 2**30:.1f} GB (limit: {MAX_PLAIN} faces). "
-                "Lower the recovery or tighten radius, or limit the scan roots"
-            ) from None
-        return subcluster_plain(emb, threshold, years, year_weight)
+        return relabel_by_size(averagecut.average_cut(emb, threshold, years, year_weight, free=free, budget=fits))
+    except (averagecut.Undecided, averagecut.OverBudget):
+        if fits:
+            return subcluster_plain(emb, threshold, years, year_weight, free)
+        raise ValueError(
+            f"{n} faces whose nearest neighbours could not be settled without the full "
+            f"distance matrix, which would need {8 * n**2 / 2 / 2**30:.1f} GB "
+            f"(budget: {PLAIN_BUDGET / 2**30:.0f} GB). Lower the recovery or tighten radius, "
+            "or limit the scan roots"
+        ) from None
 
 
 def subcluster_plain(
-    emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0
+    emb: np.ndarray, threshold: float, years: np.ndarray | None = None, year_weight: float = 0.0,
+    free: int = 1,
 ) -> np.ndarray:
-    """scipy's linkage over every pair: the reference the matrix-free path is
-    tested against, and its fallback."""
+    """scipy's linkage over every pair: the path while the matrix fits, and the
+    reference the matrix-free path is tested against."""
     n = len(emb)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)
-    z = linkage(condensed_cosine(emb, years=years, year_weight=year_weight), method="average")
+    z = linkage(condensed_cosine(emb, years=years, year_weight=year_weight, free=free), method="average")
     return relabel_by_size(fcluster(z, t=np.nextafter(threshold, -np.inf), criterion="distance"))
 
 

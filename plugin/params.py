@@ -24,6 +24,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "pad": (0, 2), "size": (16, 4096), "top": (1, 100_000),
 }
 WHOLE = {"anchor_min", "fragment_years", "era_years", "size", "top"}
+OPTIONAL = {"anchor_min", "recovery", "tighten", "subcluster", "fragment_dist", "undated_dist"}  # None: derived
 
 
 class ParamError(ValueError):
@@ -45,11 +46,13 @@ class SplitParams:
     """
 
     method: str = "era"  # "era" (default, see eras.py) or "seed" (the write-up's rule)
-    recovery: float = 0.55  # wide recovery radius around the seed centroid
-    tighten: float = 0.50  # radius around the re-centred survivors
-    subcluster: float = 0.35  # average-linkage merge threshold (merge while below)
+    # None: calibrated per identity (calibrate.py); the seed method uses the seed's 0.55,
+    # 0.50, 0.35, 0.40 and 0.35. The result's params hold the values actually used.
+    recovery: float | None = None  # wide recovery radius around the seed centroid
+    tighten: float | None = None  # radius around the re-centred survivors
+    subcluster: float | None = None  # average-linkage merge threshold (merge while below)
     anchor_min: int | None = None  # sub-clusters at least this big are anchors
-    fragment_dist: float = 0.40  # max centroid distance fragment -> anchor
+    fragment_dist: float | None = None  # max centroid distance fragment -> anchor
     fragment_years: int = 5  # max |dominant-year difference| fragment -> anchor
     undated_fragments: str = "standalone"  # fragments whose year rule cannot be checked
     min_face: float = 100.0  # quality gate: shorter bbox side in pixels
@@ -57,7 +60,7 @@ class SplitParams:
     min_det: float = 0.6  # quality gate: detector confidence
     year_weight: float = 0.05  # era: distance added per year apart (dated pairs)
     era_years: int = 2  # era: an era holds faces within this many years of its dominant year
-    undated_dist: float = 0.35  # era: max distance of an undated face to the era it joins
+    undated_dist: float | None = None  # era: max distance of an undated face to the era it joins
     other_gap: float = 0.10  # era: how much farther than usual an anchor may be before it is
     #                          taken for another person
     pad: float = 0.5  # crop padding around the face, as a share of its size per side
@@ -67,7 +70,7 @@ class SplitParams:
     def __post_init__(self) -> None:
         for name, (lo, hi) in RANGES.items():
             value = getattr(self, name)
-            if value is None and name == "anchor_min":
+            if value is None and name in OPTIONAL:
                 continue
             whole = name in WHOLE
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (
@@ -94,10 +97,14 @@ class SplitParams:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def scaled_anchor_min(survivors: int) -> int:
-    """Anchor size for an identity of ``survivors`` faces when none is given.
+def scaled_anchor_min(survivors: int, floor: int = 3) -> int:
+    """Anchor (and era) size for an identity of ``survivors`` faces when none is given.
 
     The seed used 20 for ~856 survivors; a small identity would otherwise have no
-    anchor at all, so the size shrinks in proportion, between 3 and 20.
+    anchor at all, so the size shrinks in proportion, between ``floor`` and 20.
+    The seed method keeps its floor of 3. The era method's floor is 2: a faceset of
+    four faces, two of a child and two of the adult, holds two looks, and two faces
+    that agree in looks and years are the least evidence of one (a single face is
+    a photo, not an era). Below ~64 faces the era size is 2; it reaches 20 at ~830.
     """
-    return max(3, min(20, round(survivors * 20 / 850)))
+    return max(floor, min(20, round(survivors * 20 / 850)))

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import eras, method
+from . import eras, method, recovery
+from .calibrate import Calibration, calibrate
 from .cache import EmbeddingCache
 from .crops import Box, plan_crop_box
 from .errors import EraSplitError
@@ -35,7 +36,9 @@ REASONS = {
     "fragment_other_years": "fragment; nearest anchor is from other years",
     "fragment_undated": "undated fragment that joined no era (no year to check it by)",
     "split_by_years": "part of an anchor split by years",
-    "suspected_other_person": "anchor far from the seed and nearly without curated faces: probably another person",
+    "merged_fragments": "small sub-clusters of the same years, close together, that add up to an era",
+    "suspected_other_person": "a look apart from the curated faces' and nearly without curated faces: "
+                              "probably another person",
 }
 
 
@@ -99,6 +102,7 @@ class SplitResult:
     counts: dict
     buckets: tuple[Bucket, ...]
     raw_sizes: tuple[int, ...] = field(default=())  # sub-cluster sizes, largest first
+    calibration: Calibration | None = None  # how the thresholds were set
 
     @property
     def eras(self) -> list[Bucket]:
@@ -114,6 +118,7 @@ class SplitResult:
             "params": self.params.as_dict(),
             "params_key": self.params.cache_key(),
             "anchor_min_scaled": self.anchor_min_scaled,
+            "calibration": self.calibration.to_json() if self.calibration else None,
             "counts": self.counts,
             "buckets": [b.to_json() for b in self.buckets],
         }
@@ -164,16 +169,30 @@ def analyse(
             f"none of its {len(seed_keys)} face keys is in the embedding cache {cache.source}",
         )
     emb = cache.embeddings
+    era = params.method == "era"
     with lap(clock, "recover"):
-        seed_c = method.centroid(emb[seed_rows])
+        seed_emb = np.asarray(emb[seed_rows])
+        cal = calibrate(seed_emb, {k: getattr(params, k) for k in ("recovery", "tighten", "subcluster",
+                                                                     "fragment_dist", "undated_dist")},
+                        measure=era)
+        params = dataclasses.replace(params, **cal.values)
+        seed_c = method.centroid(seed_emb)
         scope = under_roots(cache.paths, roots)
-        recovered = method.recover(emb, seed_c, scope, params.recovery)
+        if era:
+            found = recovery.recover(emb, seed_rows, scope, seed_c, radius=params.recovery, scale=cal.scale)
+            recovered = found.rows
+        else:
+            recovered = method.recover(emb, seed_c, scope, params.recovery)
     with lap(clock, "gate"):
         gated = method.quality_gate(
             recovered, cache.face_short, cache.blur, cache.det_score,
             min_face=params.min_face, min_blur=params.min_blur, min_det=params.min_det,
         )
-        survivors = method.tighten(emb, gated, params.tighten)
+        if era:
+            survivors = recovery.tighten(emb, gated, seed_rows, seed_c, radius=params.tighten,
+                                         mode_dist=params.subcluster)
+        else:
+            survivors = method.tighten(emb, gated, params.tighten)
 
     left_out: Counter[str] = Counter()
     if missing_keys:
@@ -217,28 +236,29 @@ def analyse(
     anchor_min = params.anchor_min
     scaled = anchor_min is None
     if scaled:
-        anchor_min = scaled_anchor_min(len(rows))
+        anchor_min = scaled_anchor_min(len(rows), floor=2 if era else 3)
     used = dataclasses.replace(params, anchor_min=anchor_min)
 
-    era = params.method == "era"
     clustered = np.asarray(emb[rows_arr])
     with lap(clock, "subcluster"):
         try:
-            labels = method.subcluster(clustered, params.subcluster, years_arr,
-                                       params.year_weight if era else 0.0)
+            if era:
+                labels, groups = eras.era_groups(
+                    clustered, years_arr, np.isin(rows_arr, seed_rows), seed_c,
+                    subcluster_dist=params.subcluster,
+                    anchor_min=anchor_min,
+                    fragment_dist=params.fragment_dist,
+                    era_years=params.era_years,
+                    undated_dist=params.undated_dist,
+                    other_gap=params.other_gap,
+                    year_weight=params.year_weight,
+                )
+            else:
+                labels = method.subcluster(clustered, params.subcluster)
         except ValueError as exc:
             raise EraSplitError(source or faceset, str(exc)) from None
     with lap(clock, "assign"):
-        if era:
-            groups = eras.assign_eras(
-                labels, clustered, years_arr, np.isin(rows_arr, seed_rows), seed_c,
-                anchor_min=anchor_min,
-                fragment_dist=params.fragment_dist,
-                era_years=params.era_years,
-                undated_dist=params.undated_dist,
-                other_gap=params.other_gap,
-            )
-        else:
+        if not era:
             groups = method.assign_fragments(
                 labels, clustered, years_arr,
                 anchor_min=anchor_min,
@@ -259,6 +279,7 @@ def analyse(
         "seed": int(len(seed_rows)),
         "candidates": int(scope.sum()),
         "recovered": int(len(recovered)),
+        "claimed_by_others": found.claimed if era else 0,
         "gated": int(len(gated)),
         "survivors": int(len(survivors)),
         "clustered": int(len(rows_arr)),
@@ -269,7 +290,7 @@ def analyse(
         "left_out": dict(sorted(left_out.items())),
     }
     sizes = tuple(sorted(np.bincount(labels).tolist(), reverse=True)) if len(labels) else ()
-    return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes)
+    return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes, cal)
 
 
 @dataclass(frozen=True)

@@ -124,12 +124,16 @@ def undecided(*args, **kwargs):
     raise averagecut.Undecided("test")
 
 
-def test_undecided_falls_back_to_scipy_or_refuses(monkeypatch, rng):
+def test_paths_agree_and_the_big_path_refuses_when_undecided(monkeypatch, rng):
     x = np.array([near(rng, unit(rng), 0.2) for _ in range(50)])
+    plain = scipy_labels(x, 0.35)
+    assert method.subcluster(x, 0.35).tolist() == plain  # small: scipy's linkage
+    monkeypatch.setattr(method, "PLAIN_BELOW", 10)
+    assert method.subcluster(x, 0.35).tolist() == plain  # matrix-free, budgeted
     monkeypatch.setattr(averagecut, "average_cut", undecided)
-    assert method.subcluster(x, 0.35).tolist() == scipy_labels(x, 0.35)
-    monkeypatch.setattr(method, "MAX_PLAIN", 40)
-    with pytest.raises(ValueError, match="50 faces.*limit: 40 faces"):
+    assert method.subcluster(x, 0.35).tolist() == plain  # undecided: scipy while it fits
+    monkeypatch.setattr(method, "PLAIN_BUDGET", 8 * 40 * 39 // 2)
+    with pytest.raises(ValueError, match=r"50 faces.*budget"):
         method.subcluster(x, 0.35)
 
 

@@ -252,7 +252,7 @@ def test_bad_parameter_and_broken_plugin_show_errors_not_tracebacks(synth_lib, s
     page.get_by_role("tab", name="Broken plugin").click()
     page.wait_for_selector("text=this plugin is broken")
     page.get_by_role("tab", name="Era split").click()
-    page.get_by_text("Parameters (defaults: the seed's, plus the era method's)").click()
+    page.get_by_text("Parameters (blank: calibrated from the faceset; the summary shows the values used)").click()
     box = page.get_by_label("Recovery radius")
     for _ in range(20):  # the field may still be settling right after the accordion opens
         box.fill("9")
@@ -261,5 +261,5 @@ def test_bad_parameter_and_broken_plugin_show_errors_not_tracebacks(synth_lib, s
         if box.input_value() == "9":
             break
     page.get_by_role("button", name="Preview").click()
-    page.wait_for_selector("text=Recovery radius: must be a finite number in [0, 2], got 9")
+    page.wait_for_selector("text=Recovery radius (blank: calibrated): must be a finite number in [0, 2], got 9")
     shot(page, "errors")

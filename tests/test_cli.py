@@ -26,7 +26,10 @@ def test_plan_json_reports_the_seeds_numbers(synth_lib):
     assert out["faceset"] == "faceset_001"
     assert set(out["counts"]) >= {"cache", "candidates", "recovered", "gated", "survivors",
                                   "subclusters", "paths", "dated_paths", "left_out"}
-    assert out["params"]["anchor_min"] >= 3 and out["params"]["subcluster"] == 0.35
+    assert out["params"]["anchor_min"] >= 2
+    cal = out["calibration"]  # the thresholds as used, derived from the faceset's spread
+    assert cal["given"] == [] and 0.6 <= cal["scale"] <= 1.8
+    assert out["params"]["subcluster"] == cal["values"]["subcluster"] == round(0.35 * cal["scale"], 4)
     for b in out["buckets"]:
         assert set(b) >= {"name", "kind", "reason", "faces", "keys", "dom_year", "span", "anchor"}
         assert b["faces"] == len(b["keys"]) and b["kind"] in ("era", "thin")

@@ -5,6 +5,7 @@ from sklearn.cluster import AgglomerativeClustering
 
 from era_split.plugin import method
 from era_split.plugin.labels import assign_labels, span_text
+from era_split.plugin.calibrate import calibrate
 from era_split.plugin.params import SplitParams, scaled_anchor_min
 
 from conftest import near, unit
@@ -16,8 +17,10 @@ def partition(labels):
 
 def test_defaults_are_the_seeds():
     p = SplitParams()
-    assert (p.recovery, p.tighten, p.subcluster) == (0.55, 0.50, 0.35)
-    assert (p.fragment_dist, p.fragment_years) == (0.40, 5)
+    assert (p.recovery, p.tighten, p.subcluster, p.fragment_dist) == (None,) * 4  # derived per identity
+    seed = calibrate(np.zeros((0, 4)), {}, measure=False).values  # what the seed method uses
+    assert (seed["recovery"], seed["tighten"], seed["subcluster"], seed["fragment_dist"]) == (0.55, 0.50, 0.35, 0.40)
+    assert p.fragment_years == 5
     assert (p.min_face, p.min_blur, p.min_det) == (100, 40.0, 0.6)
     assert (p.pad, p.size, p.top) == (0.5, 512, 8)
 
@@ -35,7 +38,8 @@ def test_anchor_size_scales_with_identity():
     assert scaled_anchor_min(856) == 20  # the seed's scale
     assert scaled_anchor_min(5000) == 20
     assert scaled_anchor_min(200) == 5
-    assert scaled_anchor_min(10) == 3
+    assert scaled_anchor_min(10) == 3  # the seed method's floor
+    assert scaled_anchor_min(4, floor=2) == 2  # the era method's: two faces of one look and time
 
 
 def test_recover_gate_tighten(rng):

@@ -18,8 +18,8 @@ from conftest import tree_digest
 
 BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
 SPEC = synth.SynthSpec(seed=5, target_photos=60, others=1, other_photos=10, size=(320, 240))
-NEW_FLAGS = ["--subcluster", "0.3", "--pad", "0.4"]
-NEW = SplitParams(subcluster=0.3, pad=0.4)
+NEW_FLAGS = ["--subcluster", "0.3", "--anchor-min", "6", "--pad", "0.4"]
+NEW = SplitParams(subcluster=0.3, anchor_min=6, pad=0.4)  # a split with a thin bucket
 
 
 def state(root):

@@ -25,11 +25,17 @@ def test_inputs_are_parsed_and_checked():
     with pytest.raises(ValueError, match="whole number"):
         views.params_from_values(values)
     values = views.default_values()
-    values[0] = None
-    with pytest.raises(ValueError, match="Recovery radius is empty"):
-        views.params_from_values(values)
+    values[0], values[2] = 0, ""  # blank: calibrated per identity
+    assert views.params_from_values(values).recovery is None
+    assert views.params_from_values(values).subcluster is None
+    values[2] = 0.6
+    assert views.params_from_values(values).subcluster == 0.6
     values[0] = 9
-    with pytest.raises(ValueError, match=r"Recovery radius: must be a finite number in \[0, 2\], got 9.0"):
+    with pytest.raises(ValueError, match=r"Recovery radius \(blank: calibrated\): must be a finite number in \[0, 2\], got 9.0"):
+        views.params_from_values(values)
+    values = views.default_values()
+    values[6] = None  # the year weight has no derived value
+    with pytest.raises(ValueError, match="Year weight .* is empty"):
         views.params_from_values(values)
 
 

@@ -22,6 +22,7 @@ from typing import NoReturn
 from ..plugin.errors import EraSplitError
 from ..plugin.labels import plural, span_text
 from ..plugin.params import ParamError, SplitParams
+from ..plugin.calibrate import SEED
 from ..plugin.paths import parse_remap
 from ..plugin.pipeline import REASONS, SplitResult, by_years
 
@@ -62,8 +63,11 @@ def _add_param_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("method parameters")
     for flag, (name, typ, text) in PARAM_FLAGS.items():
         default = getattr(defaults, name)
-        g.add_argument(flag, dest=name, type=typ, default=None,
-                       help=f"{text} (default: {'scaled' if default is None else default})")
+        if name in SEED:
+            shown = f"calibrated from the faceset's spread; the seed method's is {SEED[name]}"
+        else:
+            shown = "scaled" if default is None else default
+        g.add_argument(flag, dest=name, type=typ, default=None, help=f"{text} (default: {shown})")
 
 
 def _params(args: argparse.Namespace) -> SplitParams:
@@ -108,6 +112,9 @@ def format_report(result: SplitResult) -> str:
         f"{plural(c['anchors'], 'anchor')}; {plural(len(result.eras), 'era')} + "
         f"{plural(len(result.thin), 'thin bucket')}",
     ]
+    if result.calibration:
+        lines.append(f"  thresholds: {result.calibration.values_text()}")
+        lines.append(f"    {result.calibration.why()}")
     if c["left_out"]:
         lines.append("  left out: " + ", ".join(f"{k} {v}" for k, v in c["left_out"].items()))
     lines.append("")

@@ -52,7 +52,7 @@ def build_era_tab(
         faceset = gr.Dropdown(names, value=names[0] if names else None, label="Faceset", scale=3)
         refresh = gr.Button("Refresh list", scale=1)
     status = gr.Markdown(library_status.split_status(context.library, names[0] if names else None), elem_id="era-status")
-    with gr.Accordion("Parameters (defaults: the seed's, plus the era method's)", open=False):
+    with gr.Accordion("Parameters (blank: calibrated from the faceset; the summary shows the values used)", open=False):
         with gr.Row():
             inputs = [
                 gr.Number(value=v, label=label, precision=0 if kind is int else None, min_width=140)

@@ -22,15 +22,15 @@ from ..plugin.pipeline import REASONS, Bucket, SplitResult, by_years
 
 # (field, label, kind) in the order the tab shows them
 PARAM_FIELDS = [
-    ("recovery", "Recovery radius", float),
-    ("tighten", "Tighten radius", float),
-    ("subcluster", "Sub-cluster threshold", float),
+    ("recovery", "Recovery radius (blank: calibrated)", float),
+    ("tighten", "Tighten radius (blank: calibrated)", float),
+    ("subcluster", "Sub-cluster threshold (blank: calibrated)", float),
     ("anchor_min", "Anchor size (0 or blank: scaled to the identity)", int),
-    ("fragment_dist", "Fragment max distance", float),
+    ("fragment_dist", "Fragment max distance (blank: calibrated)", float),
     ("fragment_years", "Seed method: fragment max years apart", int),
     ("year_weight", "Year weight (distance per year apart)", float),
     ("era_years", "Era half-width (years)", int),
-    ("undated_dist", "Undated face max distance", float),
+    ("undated_dist", "Undated face max distance (blank: calibrated)", float),
     ("other_gap", "Other-person gap", float),
     ("min_face", "Min face size (px)", float),
     ("min_blur", "Min sharpness", float),
@@ -39,6 +39,11 @@ PARAM_FIELDS = [
     ("size", "Crop size (px)", int),
     ("top", "Top-N bundle size", int),
 ]
+
+# Blank (or 0, which some gradio versions send for blank) means: derived from the
+# identity (calibrate.py, params.scaled_anchor_min). A radius or threshold of 0
+# would keep nothing, so 0 is never a wish.
+DERIVED = {"recovery", "tighten", "subcluster", "anchor_min", "fragment_dist", "undated_dist"}
 
 BUCKET_HEADERS = ["name", "faces", "dominant year", "span", "anchor", "why"]
 
@@ -66,8 +71,8 @@ def params_from_values(
     """SplitParams from the tab's inputs; raises ValueError with a readable message."""
     given: dict[str, object] = {"undated_fragments": undated_fragments, "method": method}
     for (name, label, kind), value in zip(PARAM_FIELDS, values):
-        if name == "anchor_min" and value in (None, "", 0):
-            continue  # a blank Number arrives as 0 on some gradio versions
+        if name in DERIVED and value in (None, "", 0):
+            continue  # derived per identity; a blank Number arrives as 0 on some gradio versions
         if value is None or value == "":
             raise ValueError(f"{label} is empty")
         try:
@@ -116,6 +121,8 @@ def summary_markdown(result: SplitResult) -> str:
         f"{c['dated_paths']} of {c['paths']} photos dated  \n"
         f"anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
         f"left out: {left}"
+        + (f"  \nthresholds: {result.calibration.values_text()} ({result.calibration.why()})"
+           if result.calibration else "")
     )
 
 
