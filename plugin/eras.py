@@ -43,7 +43,8 @@ import numpy as np
 from .calibrate import MAX_DISTANCE
 from .method import UNDATED, Group, centroid, dominant_year, relabel_by_size, subcluster
 
-UNDATED_MARGIN = 0.01  # an undated face must be this much nearer its era than the next
+UNDATED_MARGIN = 0.01  # an undated face must be this much nearer its era than the next...
+ALIKE = 0.15  # ...unless the two eras' centroids lie within this share of undated_dist
 
 
 def cluster_dated_first(
@@ -206,7 +207,10 @@ def _attach(loose: list[int], cores: list[list[int]], emb: np.ndarray, years: np
             order = np.argsort(d)
             k = int(order[0])
             runner = d[order[1]] if len(order) > 1 else np.inf
-            ok = d[k] <= undated_dist and (np.isinf(runner) or runner - d[k] >= UNDATED_MARGIN)
+            clear = np.isinf(runner) or runner - d[k] >= UNDATED_MARGIN
+            # two eras whose looks are this close take an undated face either way unharmed
+            alike = not clear and 1.0 - cents[k] @ cents[order[1]] <= ALIKE * undated_dist
+            ok = d[k] <= undated_dist and (clear or alike)
         (attached[k] if ok else left).append(face)
     return attached, left
 
