@@ -95,6 +95,7 @@ def test_preview_apply_then_pick_the_era_when_swapping(synth_lib, serve, page):
     page.wait_for_selector("#era-timeline .era-timeline-row")
     summary = page.locator("#era-summary").inner_text()
     assert "faceset_001" in summary and "eras" in summary
+    assert "thresholds: recovery" in summary and "calibrated: the curated faces' spread is" in summary
     table = page.locator("#era-buckets").inner_text()
     assert "faceset_001_20" in table
     # oldest first everywhere: the cards, the table (gradio versions render its
