@@ -284,13 +284,14 @@ def assign_eras(
                     cores.append(_Core(p.tolist(), "split_by_years" if split else reason, whole))
             loose.extend(rest)
 
+    def fence() -> np.ndarray:
+        """Centroids of the looks set aside as another person's, so far."""
+        aside = [g.members for g in groups if g.reason == "suspected_other_person"]
+        return np.array([centroid(emb[list(m)]) for m in aside]).reshape(len(aside), emb.shape[1])
+
     add_cores(mine, "anchor")
     for i in others:
         groups.append(Group(tuple(subs[anchors[i]].tolist()), True, "suspected_other_person"))
-
-    def fence() -> np.ndarray:
-        aside = [g.members for g in groups if g.reason == "suspected_other_person"]
-        return np.array([centroid(emb[list(m)]) for m in aside]).reshape(len(aside), emb.shape[1])
     for s in range(n_sub):
         if len(subs[s]) < anchor_min:
             loose += subs[s].tolist()
@@ -321,7 +322,7 @@ def assign_eras(
         for i in sorted((i for i in far if i >= before), reverse=True):
             groups.append(Group(tuple(sorted(cores[i].members)), False, "suspected_other_person"))
             del cores[i]
-        left = attach(loose) if len(cores) > before else sorted(left)
+        left = attach(loose)  # every other leftover face now sits in a core or a group
     if cores and left:  # dated faces of an era's years, looser: the years vouch for them
         loose_rules = dict(rules, fragment_dist=min(LEFTOVER_SCALE * fragment_dist, MAX_DISTANCE), undated_dist=-1.0)
         extra, left = _attach(sorted(left), [c.members + c.extra for c in cores], emb, years, **loose_rules,
@@ -337,10 +338,10 @@ def assign_eras(
             dom = dominant_year(years[faces])
             if dom is None:
                 continue
-            far = {f for f in faces if years[f] != UNDATED and abs(int(years[f]) - dom) > era_years}
-            core.members = [f for f in core.members if f not in far]
-            core.extra = [f for f in core.extra if f not in far]
-            evicted += sorted(far)
+            out = {f for f in faces if years[f] != UNDATED and abs(int(years[f]) - dom) > era_years}
+            core.members = [f for f in core.members if f not in out]
+            core.extra = [f for f in core.extra if f not in out]
+            evicted += sorted(out)
         if not evicted:
             break
         left = sorted(set(left) | set(attach(evicted) if attempt < 3 else evicted))

@@ -8,6 +8,8 @@ import json
 import math
 from dataclasses import dataclass
 
+from .calibrate import SEED
+
 UNDATED_FRAGMENT_MODES = ("standalone", "attach")
 METHODS = ("era", "seed")
 
@@ -24,7 +26,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "pad": (0, 2), "size": (16, 4096), "top": (1, 100_000),
 }
 WHOLE = {"anchor_min", "fragment_years", "era_years", "size", "top"}
-OPTIONAL = {"anchor_min", "recovery", "tighten", "subcluster", "fragment_dist", "undated_dist"}  # None: derived
+OPTIONAL = {"anchor_min", *SEED}  # None: derived per identity (scaled_anchor_min, calibrate.py)
 
 
 class ParamError(ValueError):

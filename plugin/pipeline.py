@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import eras, method, recovery
-from .calibrate import Calibration, calibrate
+from .calibrate import SEED, Calibration, calibrate
 from .cache import EmbeddingCache
 from .crops import Box, plan_crop_box
 from .errors import EraSplitError
@@ -172,9 +172,7 @@ def analyse(
     era = params.method == "era"
     with lap(clock, "recover"):
         seed_emb = np.asarray(emb[seed_rows])
-        cal = calibrate(seed_emb, {k: getattr(params, k) for k in ("recovery", "tighten", "subcluster",
-                                                                     "fragment_dist", "undated_dist")},
-                        measure=era)
+        cal = calibrate(seed_emb, {k: getattr(params, k) for k in SEED}, measure=era)
         params = dataclasses.replace(params, **cal.values)
         seed_c = method.centroid(seed_emb)
         scope = under_roots(cache.paths, roots)

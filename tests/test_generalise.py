@@ -207,6 +207,38 @@ def test_siblings_never_join_an_era():
     assert sibling[set_aside].sum() >= 0.8 * sibling.sum()
 
 
+# -- every face in one bucket ----------------------------------------------------------
+
+@pytest.mark.parametrize("geometry,over", [
+    ("seed", {"target_faces": 50}), ("seed", {"shoot": 0.64}), ("buffalo_s", {"target_faces": 300}),
+    ("buffalo_s", {"undated": 0.5}), ("seed", {"target_faces": 50, "seed": 1706}),
+])
+def test_every_survivor_ends_in_exactly_one_bucket(geometry, over):
+    """However the rules pass faces around (set aside, merged, evicted, attached),
+    each clustered face is in one bucket, once."""
+    spec = {"seed": 4245, **truth.GEOMETRIES[geometry], **over}
+    archive = truth.generate(truth.TruthSpec(**spec))
+    result = pipeline.analyse(archive.cache, archive.seed_keys, SplitParams(), faceset="fs",
+                              read_photos=archive.read_photos)
+    keys = [k for b in result.buckets for k in b.keys]
+    assert len(keys) == len(set(keys)) == result.counts["clustered"]
+
+
+def test_leftovers_set_aside_as_another_person_are_not_also_left_thin(rng):
+    """Small pieces of someone else that add up to an era-sized group in step 5 are
+    set aside once; none of their faces is also kept as a thin fragment."""
+    person, other = unit(rng), unit(rng)
+    emb = np.array([near(rng, person, 0.02) for _ in range(10)] + [near(rng, other, 0.02) for _ in range(6)])
+    years = np.array([2010] * 16)
+    labels = np.array([0] * 10 + [1, 1, 2, 2, 3, 3])
+    is_seed = np.array([True] * 10 + [False] * 6)
+    groups = eras.assign_eras(labels, emb, years, is_seed, person, anchor_min=5, fragment_dist=0.3,
+                              era_years=2, undated_dist=0.3, other_gap=0.1, year_weight=0.05)
+    placed = [m for g in groups for m in g.members]
+    assert sorted(placed) == list(range(16))
+    assert any(g.reason == "suspected_other_person" and set(g.members) == set(range(10, 16)) for g in groups)
+
+
 # -- the held-out shapes, on seeds never used for tuning ----------------------------------
 
 def test_buffalo_like_facesets_meet_the_held_out_bar():

@@ -17,7 +17,7 @@ from ..plugin.crops import open_displayed, render_crop
 from ..plugin.errors import EraSplitError
 from ..plugin.labels import plural, span_text
 from ..plugin.library import open_library
-from ..plugin.params import ParamError, SplitParams
+from ..plugin.params import OPTIONAL, ParamError, SplitParams
 from ..plugin.pipeline import REASONS, Bucket, SplitResult, by_years
 
 # (field, label, kind) in the order the tab shows them
@@ -40,10 +40,6 @@ PARAM_FIELDS = [
     ("top", "Top-N bundle size", int),
 ]
 
-# Blank (or 0, which some gradio versions send for blank) means: derived from the
-# identity (calibrate.py, params.scaled_anchor_min). A radius or threshold of 0
-# would keep nothing, so 0 is never a wish.
-DERIVED = {"recovery", "tighten", "subcluster", "anchor_min", "fragment_dist", "undated_dist"}
 
 BUCKET_HEADERS = ["name", "faces", "dominant year", "span", "anchor", "why"]
 
@@ -71,8 +67,10 @@ def params_from_values(
     """SplitParams from the tab's inputs; raises ValueError with a readable message."""
     given: dict[str, object] = {"undated_fragments": undated_fragments, "method": method}
     for (name, label, kind), value in zip(PARAM_FIELDS, values):
-        if name in DERIVED and value in (None, "", 0):
-            continue  # derived per identity; a blank Number arrives as 0 on some gradio versions
+        if name in OPTIONAL and value in (None, "", 0):
+            # derived per identity; a blank Number arrives as 0 on some gradio versions,
+            # and a radius, threshold or era size of 0 would keep nothing: never a wish
+            continue
         if value is None or value == "":
             raise ValueError(f"{label} is empty")
         try:
