@@ -22,8 +22,8 @@ def peak_mb() -> float:
 
 def split_task(task):
     from era_split.plugin import api
-    from era_split.plugin.params import SplitParams
-    from era_split.plugin.paths import parse_remap
+    from era_split.plugin.host.paths import parse_remap
+    from era_split.plugin.split.params import SplitParams
     from era_split.plugin.timing import Stopwatch
 
     clock = Stopwatch()
@@ -40,9 +40,8 @@ def split_task(task):
 
 
 def _decode_encode(job):
+    from era_split.plugin.host.crops import encode_png
     from PIL import Image, ImageOps
-
-    from era_split.plugin.crops import encode_png
 
     path, boxes, size = job
     with Image.open(path) as im:
@@ -60,7 +59,7 @@ def floor_task(task):
     from concurrent.futures import ProcessPoolExecutor
 
     from era_split.plugin import api
-    from era_split.plugin.paths import parse_remap
+    from era_split.plugin.host.paths import parse_remap
 
     result = api.plan(task["library"], "faceset_001", task["cache"],
                       remaps=[parse_remap(r) for r in task["remaps"]])
@@ -83,7 +82,8 @@ def cluster_task(task):
     seed's distance distribution (mean pair ~0.45); the others stress the cut."""
     import hashlib
 
-    from era_split.plugin import method, truth
+    from era_split.plugin.generate import truth
+    from era_split.plugin.split import method
 
     n = task["n"]
     emb, years = truth.cluster_shape(task.get("shape", "seed-like"), n, seed=n)

@@ -1,5 +1,5 @@
 """How good are the eras: a robustness grid on generated archives with a known
-answer (plugin/truth.py), over two face models' geometries.
+answer (plugin/generate/truth.py), over two face models' geometries.
 
     python bench/quality.py [--seed 500] [--method era|seed] [--markdown] [--jobs 2]
 
@@ -35,9 +35,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-
-from era_split.plugin import pipeline, truth
-from era_split.plugin.params import SplitParams
+from era_split.plugin.generate import truth
+from era_split.plugin.split import pipeline
+from era_split.plugin.split.params import SplitParams
 
 STAGES = ((1990, 1998), (2011, 2020))
 TINY_ERA = 2  # an identity whose era size is at its floor is tiny: coverage >= 0.85 is its target

@@ -22,8 +22,7 @@ import time
 import zipfile
 
 import numpy as np
-
-from era_split.plugin import synth
+from era_split.plugin.generate import synth
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ONE = os.path.join(HERE, "_one.py")
@@ -164,7 +163,7 @@ def bench_million(out: str) -> None:
 def bench_cluster(out: str) -> None:
     """Every shape at 5,000 and 20,000 survivors against scipy's linkage on all
     pairs, and seed-like at 50,000 (scipy would need 20 GB there)."""
-    from era_split.plugin import truth
+    from era_split.plugin.generate import truth
 
     for shape in truth.SHAPES:
         for n in (5_000, 20_000):

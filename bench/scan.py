@@ -27,12 +27,11 @@ import zipfile
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
-from PIL import Image, ImageEnhance
-
-from era_split.plugin.crops import open_displayed
 from era_split.plugin.faces import scan as scan_mod
 from era_split.plugin.faces.importer import import_faceset
 from era_split.plugin.faces.models import ModelSpec, detect, load_analyser
+from era_split.plugin.host.crops import open_displayed
+from PIL import Image, ImageEnhance
 
 
 def package_dir(name: str) -> str:

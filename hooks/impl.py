@@ -6,14 +6,23 @@ import glob
 import os
 
 from ..plugin import api
-from ..plugin.cache import EmbeddingCache
 from ..plugin.errors import EraSplitError
-from ..plugin.labels import plural
-from ..plugin.library import open_library, owned_by
-from ..plugin.status import undo_summary
-from ..plugin.writer import undo_report
+from ..plugin.host.cache import EmbeddingCache
+from ..plugin.host.library import open_library, owned_by
+from ..plugin.host.status import undo_summary
+from ..plugin.host.writer import undo_report
+from ..plugin.split.labels import plural
 from .hookspecs import hookimpl
-from .types import ActionResult, BatchAction, BatchItem, EraVariant, FacesetAction, HostContext, Progress, UiTab
+from .types import (
+    ActionResult,
+    BatchAction,
+    BatchItem,
+    EraVariant,
+    FacesetAction,
+    HostContext,
+    Progress,
+    UiTab,
+)
 
 
 def _need_cache(context: HostContext) -> str:

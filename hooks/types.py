@@ -21,7 +21,7 @@ class HostContext:
 
     def sources(self) -> dict:
         """The core's ``remaps``/``roots`` keyword arguments for this host's data."""
-        from ..plugin.paths import parse_remap
+        from ..plugin.host.paths import parse_remap
 
         return {"remaps": [parse_remap(r) for r in self.remaps], "roots": list(self.roots) or None}
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 
-from .cache import EmbeddingCache, load_cache
-from .params import SplitParams
-from .paths import Remap
-from .photos import PhotoCache, read_photos
-from .pipeline import Progress, SplitResult, analyse
-from .library import open_library
+from .host.cache import EmbeddingCache, load_cache
+from .host.library import open_library
+from .host.paths import Remap
+from .host.photos import PhotoCache, read_photos
+from .host.writer import ApplyReport, apply_split
+from .split.params import SplitParams
+from .split.pipeline import Progress, SplitResult, analyse
 from .timing import Stopwatch, lap
-from .writer import ApplyReport, apply_split
 
 PHOTO_CACHE = "photos.json"
 CACHE_STORE = "cache"

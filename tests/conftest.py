@@ -9,9 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+from era_split.plugin.generate import synth
 from PIL import Image
-
-from era_split.plugin import synth
 
 EXIF_IFD = 0x8769
 

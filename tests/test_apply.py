@@ -7,15 +7,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
-
+from conftest import Face, near, save_jpeg, tree_digest, unit
 from era_split.plugin import api
 from era_split.plugin.errors import EraSplitError
-from era_split.plugin.params import SplitParams
-from era_split.plugin.paths import parse_remap
-from era_split.plugin.writer import undo_split
-
-from conftest import Face, near, save_jpeg, tree_digest, unit
+from era_split.plugin.host.paths import parse_remap
+from era_split.plugin.host.writer import undo_split
+from era_split.plugin.split.params import SplitParams
+from PIL import Image
 
 
 def remaps(lib):
@@ -170,7 +168,7 @@ def test_missing_photos_are_left_out_not_fatal(synth_lib):
 def test_photo_that_breaks_between_plan_and_apply(synth_lib):
     """A photo whose header reads but whose pixels do not decode is dropped at apply,
     and the report still matches the files on disk."""
-    from era_split.plugin.writer import apply_split
+    from era_split.plugin.host.writer import apply_split
 
     result = api.plan(synth_lib.root, "faceset_001", synth_lib.cache_file, remaps=remaps(synth_lib))
     victim = result.eras[0].faces[0]

@@ -2,10 +2,8 @@
 
 import numpy as np
 import pytest
-
-from era_split.plugin import averagecut, method
-
 from conftest import near, unit
+from era_split.plugin.split import averagecut, method
 
 
 def scipy_labels(x, t, years=None, w=0.0):
@@ -141,8 +139,8 @@ def test_paths_agree_and_the_big_path_refuses_when_undecided(monkeypatch, rng):
 def test_plan_buckets_equal_with_scipy_linkage(synth_lib, monkeypatch, method_name):
     """The whole plan on a generated archive: same buckets whichever path clusters."""
     from era_split.plugin import api
-    from era_split.plugin.params import SplitParams
-    from era_split.plugin.paths import parse_remap
+    from era_split.plugin.host.paths import parse_remap
+    from era_split.plugin.split.params import SplitParams
 
     def buckets():
         result = api.plan(synth_lib.root, "faceset_001", synth_lib.cache_file, SplitParams(method=method_name),

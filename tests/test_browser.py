@@ -8,7 +8,6 @@ import shutil
 import socket
 
 import pytest
-
 from era_split.hooks.hookspecs import hookimpl
 from era_split.hooks.manager import get_plugin_manager
 from era_split.hooks.types import HostContext, UiTab
@@ -158,7 +157,7 @@ def test_preview_apply_then_pick_the_era_when_swapping(synth_lib, serve, page):
 
 def test_undo_asks_first_and_says_what_it_removes(synth_lib, serve, page):
     from era_split.plugin import api
-    from era_split.plugin.paths import parse_remap
+    from era_split.plugin.host.paths import parse_remap
 
     report = api.apply(synth_lib.root, "faceset_001", synth_lib.cache_file,
                        remaps=[parse_remap(r) for r in synth_lib.remaps])

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
-
-from era_split.plugin.cache import load_cache
 from era_split.plugin.errors import EraSplitError
+from era_split.plugin.host.cache import load_cache
 
 
 def arrays(n=4, dim=8, **over):
@@ -78,7 +77,7 @@ def test_truncated_and_missing(tmp_path):
 
 
 def test_big_cache_is_converted_once_and_memory_mapped(tmp_path, monkeypatch):
-    from era_split.plugin import cache as cache_mod
+    from era_split.plugin.host import cache as cache_mod
 
     monkeypatch.setattr(cache_mod, "CONVERT_BYTES", 0)
     path = write(tmp_path, face_short=np.array([1.0, 2, 3, 4]))

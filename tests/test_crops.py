@@ -1,6 +1,5 @@
+from era_split.plugin.host.crops import plan_crop_box, render_crop
 from PIL import Image
-
-from era_split.plugin.crops import plan_crop_box, render_crop
 
 
 def test_full_pad_when_alone():

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-
-from era_split.plugin import eras, method, pipeline, truth
-from era_split.plugin.params import SplitParams
-
 from conftest import near, unit
+from era_split.plugin.generate import truth
+from era_split.plugin.split import eras, method, pipeline
+from era_split.plugin.split.params import SplitParams
 
 
 def test_year_penalty_only_for_dated_pairs_beyond_a_year():

@@ -3,11 +3,11 @@
 import os
 import zipfile
 
-from era_split.plugin import api, export
-from era_split.plugin.paths import parse_remap
-from era_split.plugin.params import SplitParams
-
 from conftest import tree_digest
+from era_split.plugin import api
+from era_split.plugin.host import export
+from era_split.plugin.host.paths import parse_remap
+from era_split.plugin.split.params import SplitParams
 
 
 def plan(lib, params=SplitParams()):
@@ -58,7 +58,7 @@ def test_reapply_links_unchanged_bundles(synth_lib):
 
 
 def test_undo_drops_the_crop_cache(synth_lib):
-    from era_split.plugin.writer import undo_split
+    from era_split.plugin.host.writer import undo_split
 
     remaps = [parse_remap(r) for r in synth_lib.remaps]
     api.apply(synth_lib.root, "faceset_001", synth_lib.cache_file, remaps=remaps)

@@ -8,13 +8,20 @@ import zipfile
 
 import numpy as np
 import pytest
-
-from era_split.plugin import api, averagecut, calibrate, eras, method, pipeline, recovery, truth
-from era_split.plugin.cache import validate_cache
-from era_split.plugin.params import SplitParams
-from era_split.plugin.photos import OK, PhotoInfo
-
 from conftest import Face, near, save_jpeg, unit
+from era_split.plugin import api
+from era_split.plugin.generate import truth
+from era_split.plugin.host.cache import validate_cache
+from era_split.plugin.host.photos import OK, PhotoInfo
+from era_split.plugin.split import (
+    averagecut,
+    calibrate,
+    eras,
+    method,
+    pipeline,
+    recovery,
+)
+from era_split.plugin.split.params import SplitParams
 
 STAGES = ((1990, 1998), (2011, 2020))
 
@@ -51,8 +58,8 @@ def test_given_thresholds_win_and_the_seed_method_never_measures():
 
 
 def test_the_report_shows_the_thresholds_used(synth_lib):
+    from era_split.plugin.host.paths import parse_remap
     from era_split.ui.cli import format_report
-    from era_split.plugin.paths import parse_remap
 
     result = api.plan(synth_lib.root, "faceset_001", synth_lib.cache_file, SplitParams(tighten=0.45),
                       remaps=[parse_remap(r) for r in synth_lib.remaps])

@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-
 from era_split.hooks import hookspecs, impl
 from era_split.hooks.hookspecs import hookimpl
 from era_split.hooks.manager import flatten, get_plugin_manager
@@ -136,7 +135,7 @@ def test_batch_progress_moves_by_faces_across_the_library(synth_lib):
     """One bar for the whole batch, counted in faces: it moves inside the first
     faceset already, never goes back, and ends at the library's face total."""
     from era_split.hooks.impl import split_all
-    from era_split.plugin.library import open_library
+    from era_split.plugin.host.library import open_library
 
     lib = open_library(synth_lib.root)
     sizes = [len(lib.faceset_keys(e)[0]) for e in lib.host_facesets()]

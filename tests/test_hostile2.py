@@ -14,14 +14,13 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from era_split.plugin import api, synth
-from era_split.plugin.check import check_library
-from era_split.plugin.errors import EraSplitError
-from era_split.plugin.paths import parse_remap
-
 from conftest import Face, near, tree_digest, unit
+from era_split.plugin import api
+from era_split.plugin.errors import EraSplitError
+from era_split.plugin.generate import synth
+from era_split.plugin.host.check import check_library
+from era_split.plugin.host.paths import parse_remap
+from PIL import Image
 from test_hostile import build
 
 BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
@@ -120,7 +119,7 @@ def test_photos_that_vanish_between_plan_and_apply_leave_the_library_alone(split
     before = (manifest(root), outside_state(root))
     shutil.rmtree(os.path.join(os.path.dirname(root), "photos"))
     shutil.rmtree(os.path.join(root, ".era_split", "crops"))  # nothing cached to fall back on
-    from era_split.plugin.writer import apply_split
+    from era_split.plugin.host.writer import apply_split
 
     with pytest.raises(EraSplitError, match="could not be cropped"):
         apply_split(root, result)

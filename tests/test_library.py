@@ -3,9 +3,8 @@ import json
 import os
 
 import pytest
-
 from era_split.plugin.errors import EraSplitError
-from era_split.plugin.library import open_library, remove_split, replace_split
+from era_split.plugin.host.library import open_library, remove_split, replace_split
 
 
 def era(name, parent="fs1", kind="era"):

@@ -2,10 +2,9 @@
 
 import copy
 
+from era_split.plugin.host.library import owned_by, remove_split, replace_split
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from era_split.plugin.library import owned_by, remove_split, replace_split
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),

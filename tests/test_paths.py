@@ -2,9 +2,8 @@ import os
 
 import numpy as np
 import pytest
-
 from era_split.plugin.errors import EraSplitError
-from era_split.plugin.paths import parse_remap, remap_path, under_roots
+from era_split.plugin.host.paths import parse_remap, remap_path, under_roots
 
 
 def test_remap_windows_recorded_paths():
@@ -33,7 +32,7 @@ def test_roots_are_prefixes_of_recorded_paths():
 
 
 def test_vectorised_roots_follow_the_scalar_rule():
-    from era_split.plugin.paths import _split_prefix
+    from era_split.plugin.host.paths import _split_prefix
 
     rng = np.random.default_rng(0)
     parts = ["mnt", "x", "src", "nl", "nlx", "X:", "x:", "Src", "a.jpg"]

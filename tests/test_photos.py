@@ -3,12 +3,18 @@ import json
 import os
 
 import pytest
-from PIL import Image
-
-from era_split.plugin.crops import open_displayed
-from era_split.plugin.photos import MISSING, OK, UNREADABLE, PhotoCache, parse_year, read_photo, read_photos
-
 from conftest import save_jpeg
+from era_split.plugin.host.crops import open_displayed
+from era_split.plugin.host.photos import (
+    MISSING,
+    OK,
+    UNREADABLE,
+    PhotoCache,
+    parse_year,
+    read_photo,
+    read_photos,
+)
+from PIL import Image
 
 
 @pytest.mark.parametrize(

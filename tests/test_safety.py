@@ -7,14 +7,14 @@ import subprocess
 import sys
 
 import pytest
-
-from era_split.plugin import api, synth, transaction
-from era_split.plugin.check import check_library
-from era_split.plugin.errors import EraSplitError
-from era_split.plugin.params import SplitParams
-from era_split.plugin.paths import parse_remap
-
 from conftest import tree_digest
+from era_split.plugin import api
+from era_split.plugin.errors import EraSplitError
+from era_split.plugin.generate import synth
+from era_split.plugin.host import transaction
+from era_split.plugin.host.check import check_library
+from era_split.plugin.host.paths import parse_remap
+from era_split.plugin.split.params import SplitParams
 
 BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
 SPEC = synth.SynthSpec(seed=5, target_photos=60, others=1, other_photos=10, size=(320, 240))
@@ -148,8 +148,8 @@ def test_two_concurrent_applies(template, tmp_path):
 
 
 def test_lock_holder_makes_a_second_writer_wait_then_fail(template, tmp_path):
-    from era_split.plugin.lock import library_lock
-    from era_split.plugin.writer import apply_split, undo_split
+    from era_split.plugin.host.lock import library_lock
+    from era_split.plugin.host.writer import apply_split, undo_split
 
     lib, _, _ = template
     root = fresh_copy(lib, tmp_path / "lib")
@@ -170,7 +170,7 @@ def test_dead_lock_holder_does_not_block(template, tmp_path):
     lib, _, new = template
     root = fresh_copy(lib, tmp_path / "lib")
     code = (
-        "import os, signal; from era_split.plugin.lock import library_lock\n"
+        "import os, signal; from era_split.plugin.host.lock import library_lock\n"
         f"with library_lock({os.path.join(root, '.era_split')!r}):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -1,12 +1,11 @@
 """The era tab's pure parts: parameter parsing and what the tab shows."""
 
 import pytest
-from PIL import Image
-
 from era_split.plugin import api
-from era_split.plugin.params import SplitParams
-from era_split.plugin.paths import parse_remap
+from era_split.plugin.host.paths import parse_remap
+from era_split.plugin.split.params import SplitParams
 from era_split.ui import views
+from PIL import Image
 
 
 def test_default_inputs_give_the_seeds_parameters():
@@ -68,14 +67,14 @@ def test_views_of_a_real_plan(synth_lib):
 
 
 def test_plural_and_spans():
-    from era_split.plugin.labels import plural, span_text
+    from era_split.plugin.split.labels import plural, span_text
 
     assert plural(1, "face") == "1 face" and plural(0, "face") == "0 faces" and plural(2, "era") == "2 eras"
     assert span_text((2015, 2015)) == "2015" and span_text((2012, 2014)) == "2012-14"
 
 
 def test_split_status_and_undo_summary(synth_lib):
-    from era_split.plugin.status import split_status, undo_summary
+    from era_split.plugin.host.status import split_status, undo_summary
 
     assert "not split yet" in split_status(synth_lib.root, "faceset_001")
     assert undo_summary(synth_lib.root, "faceset_001") is None

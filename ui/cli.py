@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ..plugin.errors import EraSplitError
-from ..plugin.labels import plural, span_text
-from ..plugin.params import ParamError, SplitParams
-from ..plugin.calibrate import SEED
-from ..plugin.paths import parse_remap
-from ..plugin.pipeline import REASONS, SplitResult, by_years
+from ..plugin.host.paths import parse_remap
+from ..plugin.split.calibrate import SEED
+from ..plugin.split.labels import plural, span_text
+from ..plugin.split.params import ParamError, SplitParams
+from ..plugin.split.pipeline import REASONS, SplitResult, by_years
 
 PARAM_FLAGS = {
     # flag: (field, type, help)
@@ -131,7 +131,7 @@ def format_report(result: SplitResult) -> str:
 
 
 def _faceset_names(args: argparse.Namespace) -> list[str]:
-    from ..plugin.library import open_library
+    from ..plugin.host.library import open_library
 
     if args.all:
         if args.faceset:
@@ -275,9 +275,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..plugin.cache import load_cache
     from ..plugin.faces.models import load_analyser
     from ..plugin.faces.validate import bundles_of, validate_bundle
+    from ..plugin.host.cache import load_cache
 
     if args.target.endswith(".fsz") and not args.library:
         if not os.path.isfile(args.target):
@@ -329,7 +329,7 @@ def cmd_roop(args: argparse.Namespace) -> int:
 
 
 def cmd_undo(args: argparse.Namespace) -> int:
-    from ..plugin.writer import undo_report
+    from ..plugin.host.writer import undo_report
 
     removed, warnings = undo_report(args.library, args.faceset, progress=_Progress())
     for w in warnings:
@@ -339,7 +339,7 @@ def cmd_undo(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..plugin.check import check_library
+    from ..plugin.host.check import check_library
 
     report = check_library(args.library, repair=args.repair)
     for line in report.repaired:
@@ -355,7 +355,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from ..plugin.exposure import check_port, exposure_notice, load_credentials
-    from ..plugin.library import open_library
+    from ..plugin.host.library import open_library
 
     open_library(args.library)  # fail early, with one line, on a bad library
     for r in args.remap:
@@ -388,7 +388,8 @@ def _executable() -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..plugin import api, synth
+    from ..plugin import api
+    from ..plugin.generate import synth
 
     out = os.path.abspath(args.dir)
     if os.path.exists(out) and not os.path.isdir(out):

@@ -14,9 +14,9 @@ import gradio as gr
 
 from ..hooks.types import HostContext
 from ..plugin import api
-from ..plugin import status as library_status
 from ..plugin.errors import EraSplitError
-from ..plugin.writer import apply_split, undo_report
+from ..plugin.host import status as library_status
+from ..plugin.host.writer import apply_split, undo_report
 from . import views
 
 

@@ -30,11 +30,11 @@ from ..hooks.manager import get_plugin_manager
 from ..hooks.types import HostContext
 from ..plugin import api
 from ..plugin.errors import EraSplitError
-from ..plugin.labels import plural, span_text
-from ..plugin.library import open_library
-from .roop_install import read_config
+from ..plugin.host.library import open_library
+from ..plugin.split.labels import plural, span_text
 from .era_tab import build_era_tab
 from .host_app import build_batch_tab
+from .roop_install import read_config
 from .views import host_faceset_names, progress_adapter, variant_cards_html
 
 ALL_ERAS = "All eras (the original faceset)"
@@ -233,6 +233,7 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
         if not path or not os.path.isfile(path):
             raise gr.Error(f"No bundle to load for {chosen}.")
         import roop.globals
+
         import ui.globals
 
         roop.globals.INPUT_FACESETS.clear()

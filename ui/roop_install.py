@@ -15,7 +15,7 @@ import os
 import re
 
 from ..plugin.errors import EraSplitError
-from ..plugin.fsutil import atomic_write_bytes, dump_json, open_regular
+from ..plugin.host.fsutil import atomic_write_bytes, dump_json, open_regular
 
 KNOWN_VERSIONS = ("4.4.1",)
 LAUNCHER = "run_era_split.py"
@@ -58,7 +58,7 @@ def default_config(roop_dir: str) -> dict:
 
 def read_config(roop_dir: str) -> dict:
     path = os.path.join(roop_dir, CONFIG)
-    from ..plugin.library import read_json
+    from ..plugin.host.library import read_json
 
     data = read_json(path)
     if not isinstance(data, dict) or data.get("written_by") != MARK:

@@ -12,13 +12,12 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image
 
-
-from ..plugin.crops import open_displayed, render_crop
 from ..plugin.errors import EraSplitError
-from ..plugin.labels import plural, span_text
-from ..plugin.library import open_library
-from ..plugin.params import OPTIONAL, ParamError, SplitParams
-from ..plugin.pipeline import REASONS, Bucket, SplitResult, by_years
+from ..plugin.host.crops import open_displayed, render_crop
+from ..plugin.host.library import open_library
+from ..plugin.split.labels import plural, span_text
+from ..plugin.split.params import OPTIONAL, ParamError, SplitParams
+from ..plugin.split.pipeline import REASONS, Bucket, SplitResult, by_years
 
 # (field, label, kind) in the order the tab shows them
 PARAM_FIELDS = [

@@ -22,13 +22,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..cache import load_cache
-from ..crops import encode_png, open_displayed, plan_crop_box, render_crop
 from ..errors import EraSplitError
-from ..fsutil import atomic_write_bytes, atomic_write_json, dump_json, open_regular, refuse_link
-from ..library import MANIFEST, STATE_DIR, check_name, read_json
-from ..lock import library_lock
-from ..transaction import STAGING_PREFIX
+from ..host.cache import load_cache
+from ..host.crops import encode_png, open_displayed, plan_crop_box, render_crop
+from ..host.fsutil import (
+    atomic_write_bytes,
+    atomic_write_json,
+    dump_json,
+    open_regular,
+    refuse_link,
+)
+from ..host.library import MANIFEST, STATE_DIR, check_name, read_json
+from ..host.lock import library_lock
+from ..host.transaction import STAGING_PREFIX
 from .models import ModelSpec, detect, load_analyser
 from .scan import list_photos
 

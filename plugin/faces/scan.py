@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from .. import heif
+
 from ..errors import EraSplitError
-from ..crops import open_displayed
+from ..host import heif
+from ..host.crops import open_displayed
 from .models import ModelSpec, check_models, detect, load_analyser, sharpness
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}
@@ -176,7 +177,7 @@ class _RayScanner:
 def _load(path: str) -> dict[str, np.ndarray] | None:
     if not os.path.exists(path):
         return None
-    from ..cache import load_cache
+    from ..host.cache import load_cache
 
     try:
         with np.load(path, allow_pickle=False) as npz:

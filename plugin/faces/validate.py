@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import EraSplitError
-from ..fsutil import open_regular
+from ..host.fsutil import open_regular
 from .models import detect
 
 
@@ -93,7 +93,7 @@ def crop_checker(app) -> Callable[[str], str | None]:
 
 def bundles_of(library: str, faceset: str) -> list[tuple[str, dict]]:
     """(bundle path, {png name: key}) for every era and thin bundle of ``faceset``."""
-    from ..library import MANIFEST, open_library, owned_by, read_json
+    from ..host.library import MANIFEST, open_library, owned_by, read_json
 
     lib = open_library(library)
     entries = [e for e in lib.facesets + lib.thin_eras if owned_by(e, faceset)]

@@ -14,16 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import EraSplitError
+from ..host.cache import EmbeddingCache
+from ..host.crops import Box, plan_crop_box
+from ..host.paths import Remap, remap_path, under_roots
+from ..host.photos import MISSING, OK, PhotoInfo
+from ..timing import Stopwatch, lap
 from . import eras, method, recovery
 from .calibrate import SEED, Calibration, calibrate
-from .cache import EmbeddingCache
-from .crops import Box, plan_crop_box
-from .errors import EraSplitError
 from .labels import assign_labels
 from .params import SplitParams, scaled_anchor_min
-from .paths import Remap, remap_path, under_roots
-from .photos import MISSING, OK, PhotoInfo
-from .timing import Stopwatch, lap
 
 Progress = Callable[[str, int, int], None]
 PhotoReader = Callable[[Iterable[str]], dict[str, PhotoInfo]]

@@ -13,15 +13,27 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .errors import EraSplitError
-from .export import FSZ_WARN_BYTES, library_entry, prune_crop_cache, render_crops, write_bucket
-from .library import MANIFEST, read_json
+from ..errors import EraSplitError
+from ..split.pipeline import LOST_MOST, SplitResult, drop_faces
+from ..timing import Stopwatch, lap
+from .export import (
+    FSZ_WARN_BYTES,
+    library_entry,
+    prune_crop_cache,
+    render_crops,
+    write_bucket,
+)
 from .library import (
-    Library, open_library, owned_by, relpath_of, remove_split, replace_split,
+    MANIFEST,
+    Library,
+    open_library,
+    owned_by,
+    read_json,
+    relpath_of,
+    remove_split,
+    replace_split,
 )
 from .lock import library_lock
-from .pipeline import LOST_MOST, SplitResult, drop_faces
-from .timing import Stopwatch, lap
 from .transaction import STAGING_PREFIX, commit, crashpoint, recover
 
 Progress = Callable[[str, int, int], None]

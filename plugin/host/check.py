@@ -6,9 +6,18 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 
+from ..errors import EraSplitError
 from .crops import png_problem
-from .errors import EraSplitError
-from .library import MANIFEST, OWNER, STATE_DIR, THIN_DIR, open_library, owned_by, prove_owned, read_json
+from .library import (
+    MANIFEST,
+    OWNER,
+    STATE_DIR,
+    THIN_DIR,
+    open_library,
+    owned_by,
+    prove_owned,
+    read_json,
+)
 from .lock import library_lock
 from .transaction import REJECTED, pending, recover, stale_staging
 

@@ -21,11 +21,11 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 
-from .cropworker import render_task
+from ..split.params import SplitParams
+from ..split.pipeline import Bucket, Face, SplitResult
 from .crops import png_problem
+from .cropworker import render_task
 from .fsutil import atomic_write_bytes, dump_json
-from .params import SplitParams
-from .pipeline import Bucket, Face, SplitResult
 
 FSZ_WARN_BYTES = 100 * 1024 * 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed stamps: same crops give the same bytes
@@ -120,7 +120,7 @@ def _run_workers(tasks: list[tuple], workers: int, scratch: str):
                 json.dump(part, fh)
             files.append(name)
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "era_split.plugin.cropworker", name],
+                [sys.executable, "-m", "era_split.plugin.host.cropworker", name],
                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
             ))
         results: queue.Queue = queue.Queue()

@@ -12,7 +12,7 @@ to the identity's centre, estimated so that a small faceset does not overstate
 it (:func:`spread`). The curated faces are the user's
 word on who the person is, so their spread says how far a photo of that person
 may lie in this model. Every distance threshold is the seed's, times the ruler
-over the seed geometry's (0.36, measured on plugin/truth.py's seed geometry,
+over the seed geometry's (0.36, measured on plugin/generate/truth.py's seed geometry,
 whose pair distances match the seed's write-up), within :data:`SCALE_RANGE` and
 never above :data:`MAX_DISTANCE`. Thresholds given explicitly are used as given.
 The seed method does not measure: it is the seed's, reproducibly.

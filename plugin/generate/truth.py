@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cache import EmbeddingCache, validate_cache
-from .photos import OK, PhotoInfo
-from .pipeline import SplitResult
+from ..host.cache import EmbeddingCache, validate_cache
+from ..host.photos import OK, PhotoInfo
+from ..split.pipeline import SplitResult
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Render the crops of one photo: the unit of work of the crop workers.
 
-Run as ``python -m era_split.plugin.cropworker TASKFILE`` it renders a list of
+Run as ``python -m era_split.plugin.host.cropworker TASKFILE`` it renders a list of
 tasks and prints one JSON line per photo. Workers are plain subprocesses, not
 multiprocessing children: they never re-import the host's ``__main__`` and
 never fork a threaded server. Imports only Pillow (and pillow-heif where installed), so a worker starts fast. Each photo is decoded

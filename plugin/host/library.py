@@ -15,7 +15,7 @@ import re
 import stat
 from dataclasses import dataclass
 
-from .errors import EraSplitError
+from ..errors import EraSplitError
 from .fsutil import open_regular, refuse_link
 
 MANIFEST = "manifest.json"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import EraSplitError
+from ..errors import EraSplitError
 from .fsutil import is_regular, open_regular
 
 REQUIRED = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur")

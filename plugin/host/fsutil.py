@@ -8,7 +8,7 @@ import stat
 import tempfile
 from typing import IO, Any
 
-from .errors import EraSplitError
+from ..errors import EraSplitError
 
 
 def fsync_dir(path: str) -> None:

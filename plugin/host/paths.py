@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import EraSplitError
+from ..errors import EraSplitError
 
 _WINDOWS = re.compile(r"^([A-Za-z]:|\\\\|//)")
 

@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
-from .errors import EraSplitError
+from ..errors import EraSplitError
 
 try:
     import fcntl

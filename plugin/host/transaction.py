@@ -19,7 +19,7 @@ import shutil
 import signal
 from collections.abc import Sequence
 
-from .errors import EraSplitError
+from ..errors import EraSplitError
 from .fsutil import atomic_write_json, fsync_dir, refuse_link
 from .library import MANIFEST, OWNER, STATE_DIR, THIN_DIR, check_name, read_json
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .library import MANIFEST
+from ..host.library import MANIFEST
 
 EXIF_IFD = 0x8769
 
@@ -256,7 +256,7 @@ def demo_library(out_dir: str, spec: SynthSpec, say=print) -> SynthLibrary:
                 shutil.rmtree(p)
         os.unlink(marker)
     elif os.path.exists(library):
-        from .errors import EraSplitError
+        from ..errors import EraSplitError
 
         raise EraSplitError(out_dir, "holds a facesets_swap_ready/ that the demo did not write; "
                                      "pick another folder")
@@ -269,7 +269,7 @@ def demo_library(out_dir: str, spec: SynthSpec, say=print) -> SynthLibrary:
 
 def _write_host_crops(folder: str, name: str, chosen: list[dict], records: list[dict]) -> None:
     """The host's own crops and ``<name>_all.fsz`` (what a swap loads before any split)."""
-    from .crops import encode_png, open_displayed, plan_crop_box, render_crop
+    from ..host.crops import encode_png, open_displayed, plan_crop_box, render_crop
 
     by_photo: dict[str, list[dict]] = {}
     for r in records:
