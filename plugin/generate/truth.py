@@ -164,9 +164,8 @@ def _archive(rng, spec: TruthSpec, emb, ident, true_year, noise, pick_curated) -
     exif_year = true_year.copy()
     exif_year[r < spec.undated] = 0
     bogus = (r >= spec.undated) & (r < spec.undated + spec.bogus)
-    lo_year = min([spec.first_year] + [p[0] for p in spec.periods])
-    hi_year = max([spec.last_year] + [p[1] for p in spec.periods])
-    exif_year[bogus] = rng.integers(lo_year, hi_year + 1, bogus.sum())
+    every_year = _years(spec)
+    exif_year[bogus] = rng.integers(every_year[0], every_year[-1] + 1, bogus.sum())
     for p in np.unique(photo_of):  # one photo, one EXIF date
         members = np.flatnonzero(photo_of == p)
         exif_year[members] = exif_year[members[0]]
@@ -195,9 +194,10 @@ def _archive(rng, spec: TruthSpec, emb, ident, true_year, noise, pick_curated) -
 
 
 def _years(spec: TruthSpec) -> np.ndarray:
+    """Every year an archive of ``spec`` can hold: first..last and every period."""
     lo = min([spec.first_year] + [p[0] for p in spec.periods])
     hi = max([spec.last_year] + [p[1] for p in spec.periods])
-    return np.arange(lo, hi + 1) if spec.periods else np.arange(spec.first_year, spec.last_year + 1)
+    return np.arange(lo, hi + 1)
 
 
 def generate(spec: TruthSpec = TruthSpec()) -> TruthArchive:

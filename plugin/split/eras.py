@@ -296,18 +296,20 @@ def assign_eras(
         if len(subs[s]) < anchor_min:
             loose += subs[s].tolist()
 
-    def attach(faces: list[int]) -> list[int]:
-        extra, left = _attach(sorted(faces), [c.members + c.extra for c in cores], emb, years, **rules,
-                              avoid=fence())
+    def attach(faces: list[int], **looser: float) -> list[int]:
+        extra, left = _attach(sorted(faces), [c.members + c.extra for c in cores], emb, years,
+                              **{**rules, **looser}, avoid=fence())
         for core, more in zip(cores, extra):
             core.extra += more
         return left
 
+    loose_dist = min(LEFTOVER_SCALE * fragment_dist, MAX_DISTANCE)
+
     left = attach(loose)
     if len(left) >= anchor_min:  # step 5
         pos = np.array(sorted(left), dtype=np.int64)
-        t = min(LEFTOVER_SCALE * fragment_dist, MAX_DISTANCE)
-        again = cluster_dated_first(emb[pos], years[pos], t, year_weight, t, free=2 * era_years)
+        again = cluster_dated_first(emb[pos], years[pos], loose_dist, year_weight, loose_dist,
+                                    free=2 * era_years)
         before = len(cores)
         loose = []
         add_cores([pos[again == s] for s in range(int(again.max()) + 1)], "merged_fragments")
@@ -324,11 +326,7 @@ def assign_eras(
             del cores[i]
         left = attach(loose)  # every other leftover face now sits in a core or a group
     if cores and left:  # dated faces of an era's years, looser: the years vouch for them
-        loose_rules = dict(rules, fragment_dist=min(LEFTOVER_SCALE * fragment_dist, MAX_DISTANCE), undated_dist=-1.0)
-        extra, left = _attach(sorted(left), [c.members + c.extra for c in cores], emb, years, **loose_rules,
-                              avoid=fence())
-        for core, more in zip(cores, extra):
-            core.extra += more
+        left = attach(left, fragment_dist=loose_dist, undated_dist=-1.0)
     for attempt in range(4):  # hold the years; the last round only evicts
         evicted = []
         for core in cores:

@@ -41,8 +41,6 @@ NEIGHBOURS = 3  # a side's distance: the mean of its nearest labelled records
 @dataclass(frozen=True)
 class Recovered:
     rows: np.ndarray  # recovered rows (curated included), sorted
-    reach: float
-    candidates: int
     claimed: int  # candidates labelled someone else
 
 
@@ -112,7 +110,7 @@ def recover(
     near = scope & (to_seed <= reach)
     cand = np.setdiff1d(np.flatnonzero(near), seed_rows)
     if len(cand) == 0:
-        return Recovered(np.sort(curated), reach, 0, 0)
+        return Recovered(np.sort(curated), 0)
     share = 1.0 - len(cand) / max(1, int(near.sum()))
     beyond = np.flatnonzero(scope & ~near & (to_seed <= reach + OUTSIDE_BAND))
     if len(beyond) > OUTSIDE_MAX:
@@ -122,17 +120,7 @@ def recover(
 
     mine = grow(rows32(cand), rows32(seed_rows), rows32(beyond), MARGIN * scale * share)
     rows = np.union1d(np.sort(cand)[mine], curated)
-    return Recovered(rows, reach, len(cand), int((~mine).sum()))
-
-
-def nearest_distance(emb: np.ndarray, centres: np.ndarray, block: int = 1 << 15) -> np.ndarray:
-    """Cosine distance of every row of ``emb`` to its nearest row of ``centres`` (k, d)."""
-    dtype = emb.dtype if emb.dtype in (np.float32, np.float64) else np.float64
-    c = np.asarray(centres, dtype=dtype)
-    out = np.empty(len(emb), dtype=np.float64)
-    for start in range(0, len(emb), block):
-        out[start : start + block] = (np.asarray(emb[start : start + block], dtype=dtype) @ c.T).max(axis=1)
-    return 1.0 - out
+    return Recovered(rows, int((~mine).sum()))
 
 
 def modes(emb: np.ndarray, threshold: float, min_share: float = 0.05) -> np.ndarray:
@@ -157,8 +145,9 @@ def tighten(emb: np.ndarray, idx: np.ndarray, curated: np.ndarray, seed_c: np.nd
     if len(idx) == 0:
         return idx
     centres = np.vstack([seed_c[None, :], modes(np.asarray(emb[curated]), mode_dist)])
-    x = np.asarray(emb[idx])
-    nearest = np.argmax(x @ np.asarray(centres, dtype=x.dtype).T, axis=1)
+    x = np.asarray(emb[idx], dtype=np.float64)
+    nearest = np.argmax(x @ centres.T, axis=1)
     moved = np.array([centroid(x[nearest == k]) if (nearest == k).any() else centres[k]
                       for k in range(len(centres))])
-    return np.union1d(idx[nearest_distance(x, moved) <= radius], np.intersect1d(idx, curated))
+    near = 1.0 - (x @ moved.T).max(axis=1) <= radius
+    return np.union1d(idx[near], np.intersect1d(idx, curated))
