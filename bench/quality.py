@@ -124,7 +124,7 @@ def run_cell(job: tuple[Cell, int, str]) -> dict:
             result = pipeline.analyse(c, keys, params, faceset="fs", read_photos=archive.read_photos)
             s = truth.score(result, archive, target=person)
             rows = np.array([row[k] for k in keys])
-            gated = rows[(c.face_short[rows] >= params.min_face) & (c.blur[rows] >= params.min_blur)
+            gated = rows[(c.face_short[rows] >= result.params.min_face) & (c.blur[rows] >= result.params.min_blur)
                          & (c.det_score[rows] >= params.min_det)]
             n_era = sum(len(b.faces) for b in result.eras)
             era_faces += n_era

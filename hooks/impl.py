@@ -11,6 +11,7 @@ from ..plugin.host.cache import EmbeddingCache
 from ..plugin.host.library import open_library, owned_by
 from ..plugin.host.status import undo_summary
 from ..plugin.host.writer import undo_report
+from ..plugin.split import explain
 from ..plugin.split.labels import plural
 from .hookspecs import hookimpl
 from .types import (
@@ -42,11 +43,12 @@ def split_faceset(
     except EraSplitError as exc:
         return ActionResult(False, str(exc))
     r = report.result
-    eras = ", ".join(b.name for b in r.eras) or "no era"
+    hints = explain.hints(r.counts, r.params)
     return ActionResult(
         True,
-        f"{faceset}: {len(r.eras)} eras ({eras}) and {len(r.thin)} thin buckets written",
-        {"written": report.written, "warnings": report.warnings},
+        f"{faceset}: wrote {explain.summary_line(r)}" + "".join(f" {h}" for h in hints),
+        {"written": report.written, "warnings": report.warnings, "eras": len(r.eras),
+         "left_out": r.counts["left_out"], "hints": hints},
     )
 
 
@@ -95,7 +97,8 @@ def split_all(context: HostContext, progress: Progress | None = None) -> list[Ba
 
         step("start", 0, 1)
         result = split_faceset(context, name, progress=step, cache=cache)
-        items.append(BatchItem(name, result.ok, result.message))
+        empty = result.ok and not result.details.get("eras")
+        items.append(BatchItem(name, result.ok, result.message, "no era" if empty else None))
         before += size
     if progress:
         progress("done", total, total)

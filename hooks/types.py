@@ -51,6 +51,7 @@ class BatchItem:
     faceset: str
     ok: bool
     message: str
+    status: str | None = None  # a short word the host shows instead of ok/FAILED (e.g. "no era")
 
 
 @dataclass(frozen=True)

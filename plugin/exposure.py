@@ -6,14 +6,20 @@ without a login hands both to anyone on that network.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 import socket
+import threading
+import time
 from collections.abc import Mapping
 
 from .errors import EraSplitError
+from .host.fsutil import open_regular
 
 AUTH_ENV = "ERA_SPLIT_AUTH"
+AUTH_FILE_MAX = 64 * 1024  # a file of logins is a few lines
+DELAY_FIRST, DELAY_MAX = 0.25, 4.0  # seconds after a wrong password: doubling, capped
 
 
 def is_loopback(host: str) -> bool:
@@ -51,10 +57,17 @@ def load_credentials(
     pairs = None
     if auth_file:
         try:
-            with open(auth_file, encoding="utf-8") as fh:
-                pairs = _parse(fh.read().splitlines(), auth_file)
+            with open_regular(auth_file) as fh:  # a FIFO would block for ever
+                raw = fh.read(AUTH_FILE_MAX + 1)
         except OSError as exc:
             raise EraSplitError(auth_file, f"cannot be read: {exc.strerror or exc}") from None
+        if len(raw) > AUTH_FILE_MAX:
+            raise EraSplitError(auth_file, "is too large to be a file of user:password lines")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise EraSplitError(auth_file, "is not UTF-8 text (save it as UTF-8)") from None
+        pairs = _parse(text.splitlines(), auth_file)
     elif environ.get(AUTH_ENV):
         pairs = _parse(environ[AUTH_ENV].split(","), f"${AUTH_ENV}")
     if pairs is None and not is_loopback(host) and not unsafe:
@@ -65,6 +78,32 @@ def load_credentials(
             "or pass --unsafe-no-auth if you really mean it",
         )
     return pairs
+
+
+class Login:
+    """Gradio's ``auth`` check: the pairs compared in constant time, and each wrong
+    password answered after a delay that doubles with every failure in a row
+    (0.25 s up to 4 s), so guessing costs time. Gradio's login has no delay of its
+    own and does not tell the check who is asking, so the delay is shared by all
+    clients: a guesser slows everyone's next wrong try, never a right one."""
+
+    def __init__(self, pairs: list[tuple[str, str]], sleep=time.sleep) -> None:
+        self._pairs = [(u.encode(), p.encode()) for u, p in pairs]
+        self._failures = 0
+        self._lock = threading.Lock()
+        self._sleep = sleep
+
+    def __call__(self, username: str, password: str) -> bool:
+        user, word = str(username).encode("utf-8", "replace"), str(password).encode("utf-8", "replace")
+        ok = False
+        for u, p in self._pairs:
+            ok |= hmac.compare_digest(u, user) & hmac.compare_digest(p, word)
+        with self._lock:
+            self._failures = 0 if ok else self._failures + 1
+            delay = 0.0 if ok else min(DELAY_MAX, DELAY_FIRST * 2 ** (self._failures - 1))
+        if delay:
+            self._sleep(delay)
+        return ok
 
 
 def exposure_notice(host: str, port: int, library: str, has_auth: bool) -> str | None:

@@ -98,6 +98,14 @@ def near(rng, center, scale, dim=32):
     return v / np.linalg.norm(v)
 
 
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    """buffalo_s's real models, laid out as roop-unleashed keeps its buffalo_l."""
+    from realfaces import models_root
+
+    return models_root(tmp_path_factory.mktemp("roop"))
+
+
 @pytest.fixture
 def tiny(tmp_path):
     return TinyLibrary(str(tmp_path))

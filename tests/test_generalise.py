@@ -63,9 +63,12 @@ def test_the_report_shows_the_thresholds_used(synth_lib):
 
     result = api.plan(synth_lib.root, "faceset_001", synth_lib.cache_file, SplitParams(tighten=0.45),
                       remaps=[parse_remap(r) for r in synth_lib.remaps])
-    text = format_report(result)
+    text = format_report(result, verbose=True)
     assert f"sub-cluster {result.params.subcluster:.3f}" in text and "tighten 0.450" in text
     assert "calibrated: the curated faces' spread is" in text and "given: tighten" in text
+    plain = format_report(result)  # the user's words: no method terms, no threshold numbers
+    assert "0.450" not in plain and "seed" not in plain and "anchor" not in plain and "recovered" not in plain
+    assert "of the person" in plain and "left out:" in plain
     assert result.to_json()["calibration"]["values"]["subcluster"] == result.params.subcluster
 
 

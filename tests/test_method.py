@@ -19,7 +19,9 @@ def test_defaults_are_the_seeds():
     seed = calibrate(np.zeros((0, 4)), {}, measure=False).values  # what the seed method uses
     assert (seed["recovery"], seed["tighten"], seed["subcluster"], seed["fragment_dist"]) == (0.55, 0.50, 0.35, 0.40)
     assert p.fragment_years == 5
-    assert (p.min_face, p.min_blur, p.min_det) == (100, 40.0, 0.6)
+    assert (p.min_face, p.min_blur, p.min_det) == (None, None, 0.6)  # the gate is calibrated too
+    cal = calibrate(np.zeros((0, 4)), {}, measure=False)
+    assert cal.gate == {"min_face": 100.0, "min_blur": 40.0}  # the seed method's gate is the seed's
     assert (p.pad, p.size, p.top) == (0.5, 512, 8)
 
 

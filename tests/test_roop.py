@@ -148,7 +148,7 @@ def start_roop(roop_dir):
 def person(tmp_path_factory):
     """The real-photo archive of tests/test_faces.py: twelve photos of one person
     over two eras, group photos of others, and a roop .fsz of the person."""
-    from test_faces import build_archive
+    from realfaces import build_archive
 
     return build_archive(tmp_path_factory.mktemp("person"))
 
@@ -183,7 +183,9 @@ def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
             page.wait_for_timeout(1500)
             assert page.locator("#roop-era-faceset input").input_value().startswith("person")
             page.locator("#roop-era-split").click()
-            page.wait_for_selector("#roop-era-status :text('2 eras written')")
+            page.wait_for_selector("#roop-era-status :text('2 eras (2010-11, 2018-19)')")
+            status = page.locator("#roop-era-status").inner_text()
+            assert "imported 3 of 3 pictures" in status and "left out:" in status, status
             page.wait_for_selector("#roop-era-target label:has-text('2018-19')")  # filled by the next step
             labels = page.locator("#roop-era-target label").all_inner_texts()
             assert labels[0].startswith("All eras") and labels[1].startswith("2010-11") \

@@ -55,3 +55,22 @@ def test_unknown_versions_and_foreign_launchers_are_refused(roop_dir, tmp_path):
     assert (roop_dir / "run_era_split.py").exists() and (roop_dir / "era_split.json").exists()
     proc = run("roop", "install", str(tmp_path / "nowhere"))
     assert proc.returncode == 2 and "is not a roop-unleashed folder" in proc.stderr
+
+
+def test_uninstall_keeps_a_config_the_user_edited(roop_dir):
+    import json
+
+    assert run("roop", "install", str(roop_dir)).returncode == 0
+    path = roop_dir / "era_split.json"
+    config = json.loads(path.read_text())
+    config["remaps"] = ["D:\\Photos=/mnt/photos"]  # the user's own setting
+    path.write_text(json.dumps(config))
+    out = run("roop", "uninstall", str(roop_dir))
+    assert out.returncode == 0 and "kept your edited settings" in out.stdout
+    assert json.loads(path.read_text())["remaps"] == ["D:\\Photos=/mnt/photos"]
+    assert not (roop_dir / "run_era_split.py").exists()
+    # reformatting alone is no edit: what install wrote goes
+    assert run("roop", "install", str(roop_dir)).returncode == 0
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=4))
+    out = run("roop", "uninstall", str(roop_dir))
+    assert out.returncode == 0 and not path.exists()

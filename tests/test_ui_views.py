@@ -48,7 +48,9 @@ def test_views_of_a_real_plan(synth_lib):
     assert all(r[1] == len(next(b for b in result.eras if b.name == r[0]).faces) for r in rows)
     assert not any("-" in str(r[3]) and r[3].split("-")[0] == r[3].split("-")[1] for r in rows)
     md = views.summary_markdown(result)
-    assert f"{len(result.eras)} eras" in md and "survivors" in md
+    assert f"{len(result.eras)} eras" in md and "of the person" in md and "Left out:" in md
+    words, method = md.split("<details>")
+    assert "survivors" in method and "survivors" not in words  # the method's terms only under Method figures
     html = views.timeline_html(result.buckets)
     assert html.count("era-timeline-row") == len(result.buckets)
     dom = result.eras[0].dom_year

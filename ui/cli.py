@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from ..plugin.errors import EraSplitError
 from ..plugin.host.paths import parse_remap
+from ..plugin.split import explain
 from ..plugin.split.calibrate import SEED
 from ..plugin.split.labels import plural, span_text
 from ..plugin.split.params import ParamError, SplitParams
@@ -99,34 +100,51 @@ class _Progress:
         print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)
 
 
-def format_report(result: SplitResult) -> str:
+def format_report(result: SplitResult, verbose: bool = False) -> str:
+    """The split in the user's words: what was found, what became eras, what was
+    left out and why, what to change. ``verbose`` adds the method's own terms."""
     c = result.counts
-    p = result.params
+    found = c["recovered"]
+    extra = max(0, found - c["seed"])
+    spans = ", ".join(span_text(b.span) for b in by_years(result.eras))
+    thin = sum(len(b.faces) for b in result.thin)
     lines = [
-        f"faceset {result.faceset}: cache {c['cache']} records, seed {c['seed']} faces",
-        f"  candidates {c['candidates']} -> recovered {c['recovered']} -> gated {c['gated']} "
-        f"-> survivors {c['survivors']} -> clustered {c['clustered']}",
-        f"  {c['subclusters']} sub-clusters (largest {', '.join(map(str, result.raw_sizes[:10])) or '-'}); "
-        f"{c['dated_paths']} of {c['paths']} paths dated",
-        f"  anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
-        f"{plural(c['anchors'], 'anchor')}; {plural(len(result.eras), 'era')} + "
-        f"{plural(len(result.thin), 'thin bucket')}",
+        f"{result.faceset}: {plural(len(result.eras), 'era')}" + (f" ({spans})" if spans else "")
+        + f" from {plural(found, 'face')} of the person ({c['seed']} in your faceset, "
+        f"{extra} more found in your photos)",
+        f"  kept apart: {plural(len(result.thin), 'thin group')} ({plural(thin, 'face')}) in _thin/, "
+        "too small or too unlike the person to be an era",
+        f"  left out: {explain.left_out_text(c['left_out'])}",
+        f"  photos: {c['dated_paths']} of {c['paths']} dated",
     ]
-    if result.calibration:
-        lines.append(f"  thresholds: {result.calibration.values_text()}")
-        lines.append(f"    {result.calibration.why()}")
-    if c["left_out"]:
-        lines.append("  left out: " + ", ".join(f"{k} {v}" for k, v in c["left_out"].items()))
+    if c.get("claimed_by_others"):
+        lines.append(f"  not taken: {plural(c['claimed_by_others'], 'face')} near the person that look more "
+                     "like someone else's photos")
+    lines += [f"  {hint}" for hint in explain.hints(c, result.params)]
+    if not result.eras:
+        lines.append("  no era: every group is thin. Fewer faces per era (--anchor-min 2) or a looser "
+                     "grouping (--subcluster) may give eras; so may more photos of the person")
+    if verbose:
+        p = result.params
+        lines += [
+            f"  method: cache {c['cache']} records, curated {c['seed']}; candidates {c['candidates']} -> "
+            f"recovered {c['recovered']} -> gated {c['gated']} -> survivors {c['survivors']} -> "
+            f"clustered {c['clustered']}",
+            f"  {c['subclusters']} sub-clusters (largest {', '.join(map(str, result.raw_sizes[:10])) or '-'}); "
+            f"anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
+            f"{plural(c['anchors'], 'anchor')}",
+        ]
+        if result.calibration:
+            lines.append(f"  thresholds: {result.calibration.values_text()}")
+            lines.append(f"    {result.calibration.why()}")
+            lines.append(f"  quality gate: {result.calibration.gate_text()}, detector score {p.min_det:g}")
     lines.append("")
-    header = f"{'bucket':<32} {'kind':<5} {'faces':>5} {'year':>5} {'span':<10} reason"
+    header = f"{'bucket':<32} {'kind':<5} {'faces':>5} {'years':<10} why"
     lines += [header, "-" * len(header)]
     for b in by_years(result.eras) + by_years(result.thin):
-        span = span_text(b.span)
-        lines.append(
-            f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {b.dom_year or '-':>5} {span:<10} "
-            f"{REASONS.get(b.reason, b.reason)}"
-            + (f" (+{b.fragments} fragment{'s' if b.fragments != 1 else ''})" if b.fragments else "")
-        )
+        why = (REASONS.get(b.reason, b.reason) + (f" (+{plural(b.fragments, 'fragment')})" if b.fragments else "")
+               if verbose else explain.bucket_words(b.reason))
+        lines.append(f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {span_text(b.span):<10} {why}")
     return "\n".join(lines)
 
 
@@ -147,6 +165,7 @@ def _faceset_names(args: argparse.Namespace) -> list[str]:
 
 def _report_json(result: SplitResult, report=None) -> dict:
     out = result.to_json()
+    out["hints"] = explain.hints(result.counts, result.params)
     if report is not None:
         out["written"] = report.written
         out["removed"] = report.removed
@@ -163,7 +182,7 @@ def _crop_checker(args: argparse.Namespace):
         from ..plugin.faces.models import load_analyser
         from ..plugin.faces.validate import crop_checker
 
-        args._checker = crop_checker(load_analyser(_model_spec(args)))
+        args._checker = crop_checker(load_analyser(_model_spec(args, args.cache)))
     return args._checker
 
 
@@ -189,7 +208,7 @@ def cmd_plan(args: argparse.Namespace, write: bool) -> int:
         if args.json:
             print(json.dumps(_report_json(result, report), indent=2))
         else:
-            print(format_report(result))
+            print(format_report(result, verbose=args.verbose))
             if report is not None:
                 print(f"\nwrote {plural(len(report.written), 'faceset')} into {args.library}"
                       + (f" (replaced {len(report.removed)})" if report.removed else ""))
@@ -210,14 +229,18 @@ def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> in
             result, report = _one(args, name, params, write, cache, None)
         except EraSplitError as exc:
             failed += 1
-            rows.append((name, "-", "-", "-", f"FAILED: {exc}"))
+            rows.append((name, "-", "-", "-", "-", f"FAILED: {exc}"))
             reports.append({"faceset": name, "error": str(exc)})
             print(f"  [{i}/{len(names)}] {name}: FAILED: {exc}", file=sys.stderr, flush=True)
             continue
         faces = sum(len(b.faces) for b in result.eras)
         note = "; ".join(report.warnings) if report is not None and report.warnings else ""
         what = f"wrote {len(report.written)}" if report is not None else "planned"
-        rows.append((name, str(len(result.eras)), str(len(result.thin)), str(faces), f"{what} {note}".strip()))
+        if not result.eras:
+            what = "no era" + (" written" if report is not None else "")
+        years = ", ".join(span_text(b.span) for b in by_years(result.eras)) or "-"
+        left = explain.left_out_text({k: v for k, v in result.counts["left_out"].items()})
+        rows.append((name, str(len(result.eras)), years, str(faces), left, f"{what} {note}".strip()))
         reports.append(_report_json(result, report))
         print(f"  [{i}/{len(names)}] {name}: {plural(len(result.eras), 'era')}, "
               f"{plural(len(result.thin), 'thin bucket')} ({time.monotonic() - started:.2f} s)",
@@ -226,19 +249,36 @@ def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> in
         print(json.dumps(reports, indent=2))
     else:
         width = max(len("faceset"), *(len(r[0]) for r in rows))
-        print(f"{'faceset':<{width}}  {'eras':>4}  {'thin':>4}  {'faces in eras':>13}  result")
-        for name, eras, thin, faces, what in rows:
-            print(f"{name:<{width}}  {eras:>4}  {thin:>4}  {faces:>13}  {what}")
-        print(f"\n{len(names) - failed} done, {failed} failed")
+        yw = max(len("years"), *(len(r[2]) for r in rows))
+        lw = max(len("left out"), *(len(r[4]) for r in rows))
+        print(f"{'faceset':<{width}}  {'eras':>4}  {'years':<{yw}}  {'faces in eras':>13}  {'left out':<{lw}}  result")
+        for name, eras, years, faces, left, what in rows:
+            print(f"{name:<{width}}  {eras:>4}  {years:<{yw}}  {faces:>13}  {left:<{lw}}  {what}")
+        empty = sum(1 for r in rows if r[5].startswith("no era"))
+        print(f"\n{len(names) - failed} done, {failed} failed" + (f", {empty} got no era" if empty else ""))
     return 2 if failed else 0
 
 
-def _model_spec(args: argparse.Namespace):
-    from ..plugin.faces.models import ModelSpec
+def _model_spec(args: argparse.Namespace, cache: str | None = None):
+    """The model pack and detection size: as given, else as the cache was scanned with."""
+    from ..plugin.faces.scan import spec_for
 
-    if not 32 <= args.det_size <= 4096 or args.det_size % 32:
-        raise EraSplitError(None, f"--det-size must be a multiple of 32 in 32..4096, got {args.det_size}")
-    return ModelSpec(os.path.abspath(os.path.expanduser(args.models)), args.model_name, args.det_size)
+    return spec_for(args.models, cache, args.model_name, args.det_size)
+
+
+def _examples(paths: list[str]) -> str:
+    return f" (e.g. {', '.join(paths)})" if paths else ""
+
+
+SKIPS = {
+    "unreadable": "could not be read or decoded",
+    "missing": "vanished during the scan",
+    "hostile_exif": "have EXIF built to exhaust memory",
+    "too_large": f"are over {60} million pixels",
+    "not_a_file": "are not regular files (a FIFO or device)",
+    "unreadable_folder": "folders could not be listed",
+    "library_folder": "era-split library folders were left out (face crops, not photos)",
+}
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -246,29 +286,69 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise EraSplitError(None, f"--workers must be at least 1, got {args.workers}")
-    report = scan(args.photos, args.cache, _model_spec(args), workers=args.workers, ray_address=args.ray,
-                  progress=ScanProgress())
-    skipped = ", ".join(f"{why} {n}" for why, n in sorted(report.skipped.items())) or "none"
+    spec = _model_spec(args, args.cache)
+    report = scan(args.photos, args.cache, spec, workers=args.workers, ray_address=args.ray,
+                  progress=ScanProgress(), force=args.force)
+    if report.workers < args.workers:
+        print(f"note: --workers {args.workers} capped at {report.workers}, this machine's cores "
+              "(each worker holds its own copy of the models)", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"files": report.files, "scanned": report.scanned, "unchanged": report.unchanged,
+                          "resumed": report.resumed, "redetected": report.redetected,
+                          "dropped": report.dropped, "faces": report.faces, "new_faces": report.new_faces,
+                          "no_face": report.no_face, "skipped": dict(report.skipped),
+                          "examples": report.examples, "model": spec.tag, "workers": report.workers},
+                         indent=2))
+        return 0
+    again = (f", {report.redetected} scanned again for faces the older detector missed"
+             if report.redetected else "")
     print(f"scanned {report.scanned} of {plural(report.files, 'photo')} ({report.unchanged} unchanged, "
-          f"{report.resumed} resumed from an interrupted scan), {plural(report.new_faces, 'new face')}; "
-          f"dropped {plural(report.dropped, 'face')} of deleted photos; skipped: {skipped}")
-    print(f"{args.cache}: {plural(report.faces, 'face')}")
+          f"{report.resumed} resumed from an interrupted scan{again}), {plural(report.new_faces, 'face')} found; "
+          f"dropped {plural(report.dropped, 'face')} of deleted photos")
+    if report.no_face:
+        share = report.no_face / max(1, report.scanned)
+        print(f"no face found in {plural(report.no_face, 'photo')}{_examples(report.examples.get('no_face', []))}"
+              + (": photos without a person are expected; a face turned far away, hidden or under ~20 px "
+                 "is not found" if share <= 0.5 else
+                 f": that is most of them. Are these photos of people? Is {spec.folder} the model pack "
+                 "roop uses (--models)?"))
+    for why, n in sorted(report.skipped.items()):
+        text = SKIPS.get(why, why)
+        print(f"skipped {n} {'' if why.endswith('folder') else 'photos that '}{text}"
+              f"{_examples(report.examples.get(why, []))}")
+    print(f"{args.cache}: {plural(report.faces, 'face')} ({spec.tag})")
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..plugin.faces.importer import import_faceset
+    from ..plugin.faces.importer import WHY, import_faceset
 
-    report = import_faceset(args.source, args.name, args.library, args.cache, _model_spec(args),
+    report = import_faceset(args.source, args.name, args.library, args.cache, _model_spec(args, args.cache),
                             match_dist=args.match_dist)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+        return 0
     d = sorted(report.distances)
     print(f"imported {args.name}: {plural(len(report.matched), 'face')} of {plural(report.images, 'picture')} "
           f"matched the cache (distance median {d[len(d) // 2]:.3f}, max {d[-1]:.3f}) into {report.folder}")
-    if report.unmatched:
-        print(f"  not in the cache ({len(report.unmatched)}): {', '.join(report.unmatched[:10])}"
-              + (" ..." if len(report.unmatched) > 10 else "") + " — scan the photos they come from")
-    if report.no_face:
-        print(f"  no face found ({len(report.no_face)}): {', '.join(report.no_face[:10])}")
+    for why, names in report.unmatched.items():
+        if names:
+            print(f"  left out, {WHY[why]} ({len(names)}): {', '.join(names[:10])}"
+                  + (" ..." if len(names) > 10 else ""))
+    if report.other_faces:
+        print(f"  {plural(report.other_faces, 'face')} of someone else never added"
+              + (f" (beside the person in {', '.join(report.others[:5])})" if report.others else ""))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from ..plugin.host.writer import remove_faceset
+
+    removed, warnings = remove_faceset(args.library, args.faceset, progress=_Progress())
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"removed {args.faceset} and {plural(len(removed) - 1, 'era/thin faceset')}"
+          + "".join(f"\n  {r}" for r in removed))
     return 0
 
 
@@ -293,21 +373,29 @@ def cmd_validate(args: argparse.Namespace) -> int:
         keys = [k for _, m in bundles for k in m.values() if isinstance(k, str)]
         found, _ = cache.rows_of(keys)
         rows = {str(cache.keys[r]): r for r in found.tolist()}
-    app = load_analyser(_model_spec(args))
-    bad = 0
+    spec = _model_spec(args, args.cache)
+    analyser = load_analyser(spec)
+    bad, out = 0, []
     for path, keys in bundles:
         def expected(member, keys=keys):
             row = rows.get(keys.get(member))
             return None if row is None else np.asarray(cache.embeddings[row], dtype=np.float32)
 
-        report = validate_bundle(path, app, expected if cache is not None else None)
+        report = validate_bundle(path, analyser, expected if cache is not None else None)
         bad += not report.ok
-        print(("ok      " if report.ok else "PROBLEM ") + report.summary())
-        for label, names in (("no face", report.no_face), ("2+ faces", report.several)):
-            if names:
-                print(f"    {label}: {', '.join(names[:10])}" + (" ..." if len(names) > 10 else ""))
-    print(f"{len(bundles) - bad} of {plural(len(bundles), 'bundle')} load as one face per crop "
-          f"at detection size {args.det_size}")
+        out.append(report)
+        if not args.json:
+            print(("ok      " if report.ok else "PROBLEM ") + report.summary())
+            for label, names in (("no face", report.no_face), ("2+ faces", report.several)):
+                if names:
+                    print(f"    {label}: {', '.join(names[:10])}" + (" ..." if len(names) > 10 else ""))
+    if args.json:
+        print(json.dumps({"det_size": spec.det_size, "bundles": [
+            {"path": r.path, "ok": r.ok, "crops": r.crops, "no_face": r.no_face, "several": r.several,
+             "distances": [round(d, 4) for d in r.distances]} for r in out]}, indent=2))
+    else:
+        print(f"{len(bundles) - bad} of {plural(len(bundles), 'bundle')} load as one face per crop "
+              f"at detection size {spec.det_size}, as roop-unleashed loads them")
     return 0 if not bad else 1
 
 
@@ -324,7 +412,8 @@ def cmd_roop(args: argparse.Namespace) -> int:
         removed, kept = roop.uninstall(args.roop_dir)
         print(("removed " + ", ".join(removed)) if removed else "nothing to remove")
         for path in kept:
-            print(f"kept your data: {path}")
+            edited = os.path.basename(path) == roop.CONFIG
+            print(f"kept {'your edited settings (remove it yourself if you no longer want them)' if edited else 'your data'}: {path}")
     return 0
 
 
@@ -334,7 +423,11 @@ def cmd_undo(args: argparse.Namespace) -> int:
     removed, warnings = undo_report(args.library, args.faceset, progress=_Progress())
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
-    print(f"removed {len(removed)} era/thin facesets of {args.faceset}" + "".join(f"\n  {r}" for r in removed))
+    if not removed:
+        print(f"{args.faceset} is not split: nothing to undo")
+        return 0
+    print(f"removed {plural(len(removed), 'era/thin faceset')} of {args.faceset}"
+          + "".join(f"\n  {r}" for r in removed))
     return 0
 
 
@@ -399,7 +492,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = api.apply(lib.root, "faceset_001", lib.cache_file, remaps=remaps, progress=_Progress())
     print(format_report(report.result))
     print(f"\nwrote {plural(len(report.written), 'faceset')} into {lib.root}:")
-    for rel in report.written:
+    for rel in sorted(report.written):
         print(f"  {rel}/")
     exe, q = _executable(), shlex.quote
     src = f"--library {q(lib.root)} --cache {q(lib.cache_file)} --remap {q(lib.remaps[0])}"
@@ -416,14 +509,19 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="~/.insightface", metavar="ROOT",
                    help="folder holding models/<model-name>/ (roop-unleashed: its install folder; "
                         "default ~/.insightface, insightface's own)")
-    p.add_argument("--model-name", default="buffalo_l", help="model pack (default buffalo_l, as roop uses)")
-    p.add_argument("--det-size", type=int, default=640, help="detection size in pixels (default 640)")
+    p.add_argument("--model-name", default=None,
+                   help="model pack (default: the one the cache was scanned with, else buffalo_l, as roop uses)")
+    p.add_argument("--det-size", type=int, default=None,
+                   help="detection size in pixels (default: the one the cache was scanned with, else 640, "
+                        "roop's default)")
 
 
 class _Parser(argparse.ArgumentParser):
-    """One line for a usage error, with the nearest flag for a typo."""
+    """One line for a usage error, with the nearest flag of this command for a
+    typo, pointing at this command's own --help."""
 
-    known: set[str] = set()
+    def known(self) -> list[str]:
+        return sorted({o for a in self._actions for o in a.option_strings})  # noqa: SLF001
 
     def error(self, message: str) -> NoReturn:
         m = re.search(r"unrecognized arguments: (.*)", message)
@@ -431,26 +529,39 @@ class _Parser(argparse.ArgumentParser):
             bad = [a for a in m.group(1).split() if a.startswith("-")]
             if bad:
                 flag = bad[0].split("=", 1)[0]
-                near = difflib.get_close_matches(flag, sorted(self.known), n=1, cutoff=0.6)
+                near = difflib.get_close_matches(flag, self.known(), n=1, cutoff=0.6)
                 hint = f" (did you mean {near[0]}?)" if near else ""
                 message = f"unknown option {flag}{hint}"
         self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("era-split")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="era-split",
-        description="Split one identity's faceset into era facesets by face-embedding sub-clusters and photo dates.",
+        description="Split one person's face-swap faceset into era facesets ('around 2011', "
+                    "'around 2018-19') by how the faces look and when the photos were taken.",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, text in (("plan", "analyse and print the buckets; writes nothing but caches"),
-                       ("apply", "analyse and write the era facesets into the library")):
+    parser.add_argument("--version", action="version", version=f"era-split {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for name, text in (("plan", "show the eras a faceset would get; writes nothing but caches"),
+                       ("apply", "split a faceset and write its era facesets into the library")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("faceset", nargs="*", help="names of facesets in the library manifest")
         p.add_argument("--all", action="store_true", help="every host faceset of the library (never an era)")
         _add_source_args(p)
         _add_param_args(p)
         p.add_argument("--json", action="store_true", help="print one JSON object")
+        p.add_argument("--verbose", action="store_true",
+                       help="add the method's own figures: stage counts, thresholds, sub-clusters")
         if name == "apply":
             p.add_argument("--validate", action="store_true",
                            help="re-detect every crop as the host's loader does and leave out those "
@@ -459,46 +570,64 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true",
                        help="go on when most photos cannot be read, and let a split that lost most "
                             "of its faces replace the current one")
-    p = sub.add_parser("scan", help="detect and embed every face of a photo archive into the embedding cache",
-                       description="Detect and embed every face under PHOTOS folders with insightface "
-                                   "(the same model pack as the host); incremental and resumable.")
+    p = sub.add_parser("scan", help="find and embed every face of your photos into the embedding cache",
+                       description="Find and embed every face under PHOTOS folders with insightface "
+                                   "(the same model pack as the host); incremental and resumable. "
+                                   "One scan of a cache at a time.")
     p.add_argument("photos", nargs="+", metavar="PHOTOS_DIR", help="folders of photos (searched recursively)")
     p.add_argument("--cache", required=True, help="embedding cache (.npz) to create or bring up to date")
     _add_model_args(p)
     p.add_argument("--workers", type=int, default=max(1, min(4, (os.cpu_count() or 1))),
-                   help="worker processes, one model each (default: the cores, at most 4)")
+                   help="worker processes, one model each (default: the cores, at most 4; never more "
+                        "than the cores)")
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS|local",
                    help="run the scan on a Ray cluster (pip install 'era-split[ray]'); 'local' starts one here")
-    p = sub.add_parser("import", help="add a host faceset from a roop .fsz or a folder of face pictures",
-                       description="Add a faceset to the library (created when missing) whose faces are the "
-                                   "cache faces that the source's faces match.")
+    p.add_argument("--force", action="store_true",
+                   help="drop the faces of photos that are gone even when most of them are "
+                        "(without it such a scan is refused: an unmounted drive looks the same)")
+    p.add_argument("--json", action="store_true", help="print the scan's counts as one JSON object")
+    p = sub.add_parser("import", help="add a faceset of the person from a roop .fsz or a folder of pictures",
+                       description="Add a faceset to the library (created when missing): the faces of the "
+                                   "person the pictures show, matched to the cache. Faces of anyone else are "
+                                   "listed, never added.")
     p.add_argument("source", help="a roop-unleashed .fsz, or a folder of face crops or photos")
     p.add_argument("--name", required=True, help="name of the new faceset")
     p.add_argument("--library", required=True, help="library folder (created when missing)")
     p.add_argument("--cache", required=True, help="embedding cache (.npz) made by era-split scan")
-    p.add_argument("--match-dist", type=float, default=0.15,
-                   help="max cosine distance from a source face to its cache face (default 0.15)")
+    p.add_argument("--match-dist", type=float, default=0.3,
+                   help="max cosine distance from a picture's face to its face in the cache (default 0.3: "
+                        "a tight crop lands up to ~0.24 from its photo, a stranger 0.67 or more)")
+    p.add_argument("--json", action="store_true", help="print what was imported as one JSON object")
     _add_model_args(p)
+    p = sub.add_parser("remove", help="remove a faceset era-split imported, with its eras",
+                       description="Remove a faceset that era-split import made, with every era and thin "
+                                   "faceset of it. A faceset your host made is never deleted.")
+    p.add_argument("faceset", help="name of the faceset in the library manifest")
+    p.add_argument("--library", required=True, help="folder holding the library manifest.json")
     p = sub.add_parser("validate", help="load bundles as roop-unleashed does: faces found per crop",
                        description="Load each bundle exactly as roop-unleashed's faceset loader does and "
                                    "report crops with no face, with 2+ faces, and the distance to the cache.")
     p.add_argument("target", metavar="FSZ|FACESET", help="a .fsz, or a faceset name with --library")
     p.add_argument("--library", default=None, help="library folder (with a faceset name)")
-    p.add_argument("--cache", default=None, help="embedding cache, for distances to the cached embeddings")
+    p.add_argument("--cache", default=None, help="embedding cache, for distances to the cached embeddings "
+                                                 "and the detection size it was scanned with")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     _add_model_args(p)
     p = sub.add_parser("roop", help="add Era Split to a roop-unleashed install, or remove it",
                        description="install: add a launcher (run_era_split.py) and era_split.json to the roop "
                                    "folder, no roop file edited; uninstall: remove exactly those")
-    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("action", choices=["install", "uninstall"], help="install or uninstall")
     p.add_argument("roop_dir", metavar="ROOP_DIR", help="the roop-unleashed folder (holds run.py)")
     p.add_argument("--library", default=None, help="install: library folder (default ROOP_DIR/facesets_swap_ready)")
     p.add_argument("--cache", default=None, help="install: embedding cache (default ROOP_DIR/era_split_faces.npz)")
-    p = sub.add_parser("undo", help="remove everything the plugin made for a faceset")
-    p.add_argument("faceset")
-    p.add_argument("--library", required=True)
-    p = sub.add_parser("ui", help="serve the reference host app with the era tab (Gradio)")
+    text = "remove every era and thin faceset made for a faceset; the faceset itself stays"
+    p = sub.add_parser("undo", help=text, description=text[0].upper() + text[1:] + ".")
+    p.add_argument("faceset", help="name of the faceset whose split to remove")
+    p.add_argument("--library", required=True, help="folder holding the library manifest.json")
+    text = "serve the era tab and a small face-swap host in your browser (Gradio)"
+    p = sub.add_parser("ui", help=text, description=text[0].upper() + text[1:] + "; 127.0.0.1:7860 by default.")
     _add_source_args(p)
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to serve on (default 127.0.0.1). Any other address needs a login: "
                         "--auth-file or ERA_SPLIT_AUTH=user:password")
@@ -507,31 +636,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe-no-auth", action="store_true",
                    help="serve off loopback without a login: anyone who reaches the port can "
                         "split, undo and see face crops")
-    p = sub.add_parser("check", help="validate a library; exit status 1 when something is wrong")
-    p.add_argument("--library", required=True)
+    text = "check a library: manifests, folders, bundles and interrupted writes; exit status 1 when something is wrong"
+    p = sub.add_parser("check", help=text, description=text[0].upper() + text[1:] + ".")
+    p.add_argument("--library", required=True, help="folder holding the library manifest.json")
     p.add_argument("--repair", action="store_true",
-                   help="finish or roll back an interrupted write and drop leftover staging folders")
-    p = sub.add_parser("demo", help="write a small generated library and split it")
+                   help="finish or roll back an interrupted write, drop leftover staging folders and "
+                        "the entries whose folder is gone")
+    p = sub.add_parser("demo", help="write a small generated library and split it",
+                       description="Write a small generated library (drawn faces over fifteen years, real "
+                                   "JPEGs with dates) and split it.")
     p.add_argument("dir", nargs="?", default="era-split-demo", help="folder to create (default: ./era-split-demo)")
     p.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
-    _Parser.known = {o for sp in sub.choices.values() for a in sp._actions for o in a.option_strings}  # noqa: SLF001
     return parser
+
+
+def _subparser(parser: argparse.ArgumentParser, argv: list[str]) -> _Parser | None:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    command = next((t for t in argv if not t.startswith("-")), None)
+    return sub.choices.get(command) if command else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    for token in argv:  # a typo'd flag, before argparse complains about what it made missing
-        if token == "--":
-            break
-        flag = token.split("=", 1)[0]
-        if flag.startswith("--") and flag not in _Parser.known | {"--help"}:
-            parser.error(f"unrecognized arguments: {flag}")
+    command = _subparser(parser, argv)
+    if command is not None:
+        known = set(command.known()) | {"--help"}
+        for token in argv:  # a typo'd flag, before argparse complains about what it made missing
+            if token == "--":
+                break
+            flag = token.split("=", 1)[0]
+            if flag.startswith("--") and flag not in known:
+                command.error(f"unrecognized arguments: {flag}")
     args = parser.parse_args(argv)
     commands = {
         "plan": lambda a: cmd_plan(a, write=False), "apply": lambda a: cmd_plan(a, write=True),
-        "scan": cmd_scan, "import": cmd_import, "validate": cmd_validate, "roop": cmd_roop,
-        "undo": cmd_undo, "ui": cmd_ui, "check": cmd_check, "demo": cmd_demo,
+        "scan": cmd_scan, "import": cmd_import, "remove": cmd_remove, "validate": cmd_validate,
+        "roop": cmd_roop, "undo": cmd_undo, "ui": cmd_ui, "check": cmd_check, "demo": cmd_demo,
     }
     try:
         return commands[args.command](args)

@@ -162,8 +162,13 @@ def build_batch_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
         chosen = chosen_action(label)
         items = chosen.run(progress=progress_adapter(progress))
         failed = sum(1 for i in items if not i.ok)
-        rows = [[i.faceset, "ok" if i.ok else "FAILED", i.message] for i in items]
-        return f"**{chosen.label}**: {len(items) - failed} done, {failed} failed", rows
+        noted = {}
+        for i in items:
+            if i.ok and i.status:
+                noted[i.status] = noted.get(i.status, 0) + 1
+        rows = [[i.faceset, i.status or ("ok" if i.ok else "FAILED"), i.message] for i in items]
+        notes = "".join(f", {n} {status}" for status, n in noted.items())
+        return f"**{chosen.label}**: {len(items) - failed} done, {failed} failed{notes}", rows
 
     run.click(on_ask, [choice], [confirm_box, confirm_text])
     confirm_no.click(lambda: gr.update(visible=False), None, [confirm_box])
@@ -208,5 +213,8 @@ def serve(
 ) -> None:
     """``era-split ui``: the reference host on ``host:port`` (loopback unless asked;
     the CLI requires ``auth`` off loopback)."""
+    from ..plugin.exposure import Login
+
     app = build_host_app(HostContext(library, cache, remaps, roots))
-    app.queue().launch(server_name=host, server_port=port, inbrowser=False, show_error=True, auth=auth)
+    app.queue().launch(server_name=host, server_port=port, inbrowser=False, show_error=True,
+                       auth=Login(auth) if auth else None)

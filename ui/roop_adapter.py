@@ -31,6 +31,7 @@ from ..hooks.types import HostContext
 from ..plugin import api
 from ..plugin.errors import EraSplitError
 from ..plugin.host.library import open_library
+from ..plugin.split import explain
 from ..plugin.split.labels import plural, span_text
 from .era_tab import build_era_tab
 from .host_app import build_batch_tab
@@ -196,21 +197,24 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
         if name.endswith(UPLOADED) and not (upload and os.path.isfile(upload)):
             raise gr.Error("The uploaded faceset is gone; load it again in Source Images or Facesets.")
         step = progress_adapter(progress)
+        imported = ""
         try:
             if name.endswith(UPLOADED):
                 from ..plugin.faces.importer import import_faceset
-                from ..plugin.faces.models import ModelSpec
+                from ..plugin.faces.scan import spec_for
 
                 step("importing the faceset into the library", 0, 1)
                 name = name[: -len(UPLOADED)]
-                import_faceset(upload, name, context.library, context.cache, ModelSpec(models))
+                got = import_faceset(upload, name, context.library, context.cache,
+                                     spec_for(models, context.cache))
+                imported = f"  \nFrom your .fsz: {got.summary()}."
             report = api.apply(context.library, name, context.cache, progress=step, **context.sources())
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None
         r = report.result
+        hints = "".join(f"  \n⚠ {h}" for h in explain.hints(r.counts, r.params))
         return (gr.update(choices=host_faceset_names(context.library), value=name), None,
-                f"**{name}**: {plural(len(r.eras), 'era')} written "
-                f"({', '.join(span_text(b.span) for b in sorted(r.eras, key=lambda b: b.span or (0, 0)))}).")
+                f"**{name}**: {explain.summary_line(r)}.{hints}{imported}")
 
     def on_faceset(name):
         if not name or name.endswith(UPLOADED):

@@ -6,11 +6,15 @@ Install adds two files to the roop folder: a launcher, ``run_era_split.py``
 era panel and adds the Era split tab, then runs roop as usual), and
 ``era_split.json`` (where the library, the embedding cache and the models are).
 Uninstall removes exactly those two files, after checking that they are still
-the ones install wrote; the library and the cache are the user's data and stay.
+the ones install wrote: an edited launcher is refused, an edited config is kept
+(it holds the user's own settings) and said so. The library and the cache are
+the user's data and stay.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 
@@ -56,6 +60,16 @@ def default_config(roop_dir: str) -> dict:
     }
 
 
+def fingerprint(config: dict) -> str:
+    """What install records of the settings it wrote, so uninstall can tell an edit."""
+    rest = {k: v for k, v in config.items() if k != "fingerprint"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _as_written(config: dict) -> dict:
+    return {**{k: v for k, v in config.items() if k != "fingerprint"}, "fingerprint": fingerprint(config)}
+
+
 def read_config(roop_dir: str) -> dict:
     path = os.path.join(roop_dir, CONFIG)
     from ..plugin.host.library import read_json
@@ -91,26 +105,39 @@ def install(roop_dir: str, *, library: str | None = None, cache: str | None = No
         atomic_write_bytes(launcher, LAUNCHER_TEXT.encode())
         written.append(launcher)
     path = os.path.join(roop_dir, CONFIG)
+    config = _as_written(config)
     if _read(path) != dump_json(config).decode():
         atomic_write_bytes(path, dump_json(config))
         written.append(path)
     return written
 
 
+def _edited(path: str, config: dict) -> bool:
+    """True when the config is not as install wrote it (its settings changed by hand)."""
+    if "fingerprint" in config:
+        return config["fingerprint"] != fingerprint(config)
+    return _read(path) != dump_json(config).decode()  # written before fingerprints: byte for byte
+
+
 def uninstall(roop_dir: str) -> tuple[list[str], list[str]]:
     """Remove the launcher and the config if they are the ones install wrote.
-    Returns (removed, kept): kept are the user's library and cache."""
+    Returns (removed, kept): kept are the user's library and cache, and the
+    config when it was edited."""
     roop_dir = os.path.abspath(roop_dir)
     roop_version(roop_dir)
     launcher, path = os.path.join(roop_dir, LAUNCHER), os.path.join(roop_dir, CONFIG)
     if os.path.lexists(launcher) and _read(launcher) != LAUNCHER_TEXT:
         raise EraSplitError(launcher, "was changed since era-split wrote it; remove it yourself")
-    kept = []
+    kept, targets = [], [launcher]
     if os.path.lexists(path):
         config = read_config(roop_dir)
         kept = [p for p in (config["library"], config["cache"]) if os.path.exists(p)]
+        if _edited(path, config):
+            kept.append(path)
+        else:
+            targets.append(path)
     removed = []
-    for f in (launcher, path):
+    for f in targets:
         if os.path.lexists(f):
             os.unlink(f)
             removed.append(f)

@@ -15,9 +15,10 @@ from PIL import Image
 from ..plugin.errors import EraSplitError
 from ..plugin.host.crops import open_displayed, render_crop
 from ..plugin.host.library import open_library
+from ..plugin.split import explain
 from ..plugin.split.labels import plural, span_text
 from ..plugin.split.params import OPTIONAL, ParamError, SplitParams
-from ..plugin.split.pipeline import REASONS, Bucket, SplitResult, by_years
+from ..plugin.split.pipeline import Bucket, SplitResult, by_years
 
 # (field, label, kind) in the order the tab shows them
 PARAM_FIELDS = [
@@ -100,27 +101,36 @@ def bucket_rows(buckets: Sequence[Bucket]) -> list[list[object]]:
     """Table rows, oldest first (the order of the picker and the timeline)."""
     return [
         [b.name, len(b.faces), b.dom_year or "", span_text(b.span), "yes" if b.anchor else "",
-         REASONS.get(b.reason, b.reason)]
+         explain.bucket_words(b.reason)]
         for b in by_years(buckets)
     ]
 
 
 def summary_markdown(result: SplitResult) -> str:
+    """The split in the user's words, hints first when a limit dropped most faces;
+    the method's own figures in a collapsed *Method* section."""
     c = result.counts
     p = result.params
-    left = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in c["left_out"].items()) or "none"
-    return (
-        f"**{result.faceset}**: {plural(len(result.eras), 'era')}, "
-        f"{plural(len(result.thin), 'thin fragment')}  \n"
+    spans = ", ".join(span_text(b.span) for b in by_years(result.eras))
+    found = c["recovered"]
+    thin = sum(len(b.faces) for b in result.thin)
+    lines = [
+        f"**{result.faceset}**: {plural(len(result.eras), 'era')}" + (f" ({spans})" if spans else "")
+        + f" from {plural(found, 'face')} of the person ({c['seed']} in the faceset, "
+        f"{max(0, found - c['seed'])} more found in the photos)",
+        f"Kept apart: {plural(len(result.thin), 'thin fragment')} ({plural(thin, 'face')}). "
+        f"Left out: {explain.left_out_text(c['left_out'])}. {c['dated_paths']} of {c['paths']} photos dated.",
+    ]
+    lines += [f"⚠ {hint}" for hint in explain.hints(c, p)]
+    method = (
         f"cache {c['cache']} → candidates {c['candidates']} → recovered {c['recovered']} → "
-        f"gated {c['gated']} → survivors {c['survivors']} → clustered {c['clustered']}  \n"
+        f"gated {c['gated']} → survivors {c['survivors']} → clustered {c['clustered']}<br>"
         f"{plural(c['subclusters'], 'sub-cluster')}, {plural(c['anchors'], 'anchor')}; "
-        f"{c['dated_paths']} of {c['paths']} photos dated  \n"
-        f"anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'}); "
-        f"left out: {left}"
-        + (f"  \nthresholds: {result.calibration.values_text()} ({result.calibration.why()})"
-           if result.calibration else "")
+        f"anchor size {p.anchor_min} ({'scaled to the identity' if result.anchor_min_scaled else 'given'})"
+        + (f"<br>thresholds: {result.calibration.values_text()} ({result.calibration.why()})<br>"
+           f"quality gate: {result.calibration.gate_text()}" if result.calibration else "")
     )
+    return "  \n".join(lines) + f"\n\n<details><summary>Method figures</summary>{method}</details>"
 
 
 def timeline_html(buckets: Sequence[Bucket]) -> str:

@@ -2,25 +2,24 @@
 
 roop unzips a ``.fsz``, keeps the names ending in lowercase ``.png``, runs its
 analyser on each and adds *every* face it finds to the identity. A crop with no
-face adds nothing; one with two faces adds a stranger. This reports both, and
-how far each re-detected face lies from the embedding the cache holds for it.
+face adds nothing; one with two faces adds a stranger; a bundle with no crop
+gives roop nothing to swap with. This reports all three, and how far each
+re-detected face lies from the embedding the cache holds for it. Detection is
+one pass, as roop does it (:meth:`Analyser.as_host_loads`), at the detection
+size the cache was scanned with unless one is given.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import warnings
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
 from ..errors import EraSplitError
-from ..host.fsutil import open_regular
-from .models import detect
+from ..host.bundles import Bundle
+from ..host.photos import open_photo
 
 
 @dataclass
@@ -33,9 +32,11 @@ class BundleReport:
 
     @property
     def ok(self) -> bool:
-        return not self.no_face and not self.several
+        return self.crops > 0 and not self.no_face and not self.several
 
     def summary(self) -> str:
+        if not self.crops:
+            return f"{self.path}: no crop roop-unleashed would load (no .png member): it swaps with nothing"
         d = np.array(self.distances)
         dist = (f"distance to the cache median {np.median(d):.3f}, max {d.max():.3f}" if len(d)
                 else "no cache distances")
@@ -44,42 +45,36 @@ class BundleReport:
 
 
 def validate_bundle(
-    path: str, app, expected: Callable[[str], np.ndarray | None] | None = None
+    path: str, analyser, expected: Callable[[str], np.ndarray | None] | None = None
 ) -> BundleReport:
     """Check one ``.fsz``; ``expected(member)`` gives the cached embedding of a crop."""
     report = BundleReport(path)
-    try:
-        with open_regular(path) as fh, zipfile.ZipFile(fh) as zf:
-            for name in sorted(n for n in zf.namelist() if n.endswith(".png")):
-                report.crops += 1
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        image = Image.open(io.BytesIO(zf.read(name))).convert("RGB")
-                except Exception:
-                    report.no_face.append(name)
-                    continue
-                found = detect(app, image)
-                if not found:
-                    report.no_face.append(name)
-                elif len(found) > 1:
-                    report.several.append(name)
-                want = expected(name) if expected else None
-                if found and want is not None:
-                    report.distances.append(float(1.0 - found[0].embedding @ want))
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise EraSplitError(path, f"is not a readable .fsz: {exc}") from None
+    with Bundle(path) as bundle:
+        for member, image in bundle.images():
+            report.crops += 1
+            if image is None:
+                report.no_face.append(member.name)
+                continue
+            found = analyser.as_host_loads(image)
+            if not found:
+                report.no_face.append(member.name)
+            elif len(found) > 1:
+                report.several.append(member.name)
+            want = expected(member.name) if expected else None
+            if found and want is not None:
+                report.distances.append(float(1.0 - found[0].embedding @ want))
     return report
 
 
-def crop_checker(app) -> Callable[[str], str | None]:
+def crop_checker(analyser) -> Callable[[str], str | None]:
     """For ``apply --validate``: a crop file's failure reason, or None when roop
     would find exactly one face in it."""
 
     def check(path: str) -> str | None:
         try:
-            with open_regular(path) as fh, Image.open(fh) as im:
-                found = detect(app, im.convert("RGB"))
+            with open_photo(path) as (im, _):
+                im.load()
+                found = analyser.as_host_loads(im.convert("RGB"))
         except Exception:
             return "unreadable_crop"
         if not found:
@@ -98,13 +93,26 @@ def bundles_of(library: str, faceset: str) -> list[tuple[str, dict]]:
     lib = open_library(library)
     entries = [e for e in lib.facesets + lib.thin_eras if owned_by(e, faceset)]
     if not entries:
+        lib.find_faceset(faceset)  # an unknown name is named as such
         raise EraSplitError(lib.manifest_file, f"{faceset!r} has no era split to validate (apply it first)")
     out = []
     for entry in entries:
         folder = lib.folder_of(entry)
-        data = read_json(os.path.join(folder, MANIFEST))
-        keys = {f.get("file"): f.get("key") for f in data.get("faces", []) if isinstance(f, dict)}
-        for name in sorted(os.listdir(folder)):
+        manifest = os.path.join(folder, MANIFEST)
+        data = read_json(manifest)
+        faces = data.get("faces") if isinstance(data, dict) else None
+        if not isinstance(faces, list):
+            raise EraSplitError(manifest, "an era manifest must be an object with a 'faces' list")
+        keys = {}
+        for i, f in enumerate(faces):
+            if not isinstance(f, dict) or not isinstance(f.get("file"), str) or not isinstance(f.get("key"), str):
+                raise EraSplitError(manifest, f"faces[{i}] needs a 'file' and a 'key' string")
+            keys[f["file"]] = f["key"]
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            raise EraSplitError(folder, f"cannot be listed: {exc.strerror}") from None
+        for name in names:
             if name.endswith(".fsz"):
                 out.append((os.path.join(folder, name), keys))
     return out

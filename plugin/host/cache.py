@@ -28,6 +28,11 @@ STORE_FIELDS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "f
                 "key_order", "path_order")
 STORE_VERSION = 1
 CONVERT_BYTES = 64 * 2**20  # caches bigger than this are converted and memory-mapped
+# Face embeddings have 128 dimensions or more (ArcFace: 512). A handful cannot tell
+# people apart: with 1 dimension every unit vector is +-1 and every face "the person";
+# from 8 on, unrelated vectors are near-orthogonal (cosine within +-0.35 at 8).
+MIN_DIM = 8
+MAX_COORD = 1_000_000  # px: no photo is a million pixels wide
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,9 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
     emb = arrays["embeddings"]
     if emb.ndim != 2 or emb.shape[1] == 0:
         raise EraSplitError(path, f"embeddings must have shape (n, d), got {emb.shape}")
+    if emb.shape[1] < MIN_DIM:
+        raise EraSplitError(path, f"array 'embeddings' has {emb.shape[1]} dimensions; face embeddings have "
+                                  f"128 or more (ArcFace: 512), and {MIN_DIM} is the least accepted")
     if not np.issubdtype(emb.dtype, np.number) or np.issubdtype(emb.dtype, np.complexfloating):
         raise EraSplitError(path, f"embeddings must be real numbers, got {emb.dtype}")
     n = emb.shape[0]
@@ -241,6 +249,10 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
             raise EraSplitError(path, f"array {name!r} holds NaN or infinity")
         numeric[name] = arr
     bboxes = numeric["bboxes"]
+    if (np.abs(bboxes) > MAX_COORD).any():
+        bad = int(np.flatnonzero((np.abs(bboxes) > MAX_COORD).any(axis=1))[0])
+        raise EraSplitError(path, f"array 'bboxes': the box of key {str(keys[bad])!r} lies beyond "
+                                  f"{MAX_COORD:,} px, outside any photo")
     if ((bboxes[:, 2] <= bboxes[:, 0]) | (bboxes[:, 3] <= bboxes[:, 1])).any():
         bad = int(np.flatnonzero((bboxes[:, 2] <= bboxes[:, 0]) | (bboxes[:, 3] <= bboxes[:, 1]))[0])
         raise EraSplitError(path, f"bbox of key {str(keys[bad])!r} is empty or inverted")

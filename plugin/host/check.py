@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ..errors import EraSplitError
 from .crops import png_problem
+from .fsutil import atomic_write_json
 from .library import (
     MANIFEST,
     OWNER,
@@ -96,6 +97,7 @@ def check_library(root: str | os.PathLike, *, repair: bool = False) -> CheckRepo
             done = recover(root)
             if done:
                 report.repaired.append(done)
+            report.repaired += _drop_dangling(open_library(root))
     if pending(root):
         report.problems.append(f"{root}: an interrupted write is pending (run check --repair)")
     rejected = os.path.join(root, STATE_DIR, REJECTED)
@@ -114,7 +116,8 @@ def check_library(root: str | os.PathLike, *, repair: bool = False) -> CheckRepo
         for entry in lib.data.get(array, []):
             folder = lib.folder_of(entry)
             if not os.path.isdir(folder):
-                report.problems.append(f"{lib.manifest_file}: {array} entry {entry['name']!r}: folder {entry['relpath']!r} is missing")
+                report.problems.append(f"{lib.manifest_file}: {array} entry {entry['name']!r}: folder "
+                                       f"{entry['relpath']!r} is missing (check --repair drops the entry)")
                 continue
             if owned_by(entry):
                 report.eras += entry["era_split"].get("kind") == "era"
@@ -126,8 +129,30 @@ def check_library(root: str | os.PathLike, *, repair: bool = False) -> CheckRepo
     return report
 
 
+BACKUP = "manifest.before-repair.json"
+
+
+def _drop_dangling(lib) -> list[str]:
+    """``--repair``: drop the entries whose folder is gone (deleted by hand, say),
+    so the host stops listing a faceset it cannot load. The manifest as it was is
+    kept as ``.era_split/manifest.before-repair.json``."""
+    gone = {array: [e for e in lib.data.get(array, []) if not os.path.lexists(lib.folder_of(e))]
+            for array in ("facesets", "thin_eras")}
+    if not any(gone.values()):
+        return []
+    data = dict(lib.data)
+    for array, entries in gone.items():
+        if entries:
+            data[array] = [e for e in lib.data[array] if not any(e is g for g in entries)]
+    atomic_write_json(os.path.join(lib.state_dir, BACKUP), lib.data)
+    atomic_write_json(lib.manifest_file, data)
+    return [f"dropped the {array} entry {e['name']!r}: its folder {e['relpath']!r} is gone "
+            f"(the manifest as it was: {STATE_DIR}/{BACKUP})" for array, entries in gone.items() for e in entries]
+
+
 def _check_orphans(lib, problems: list[str]) -> None:
-    """Era folders on disk (their manifest says era_split) that no entry points to."""
+    """Folders on disk that no entry points to: era folders (their manifest says
+    era_split) and faceset folders (a manifest with a faces list)."""
     listed = {os.path.realpath(lib.folder_of(e)) for e in lib.facesets + lib.thin_eras}
     for base in (lib.root, os.path.join(lib.root, THIN_DIR)):
         try:
@@ -143,5 +168,8 @@ def _check_orphans(lib, problems: list[str]) -> None:
                 data = read_json(manifest)
             except EraSplitError:
                 continue
-            if isinstance(data, dict) and isinstance(data.get(OWNER), dict):
+            if isinstance(data, dict) and isinstance(data.get(OWNER), dict) and data[OWNER].get("kind") != "imported":
                 problems.append(f"{folder}: era folder that no library entry lists")
+            elif isinstance(data, dict) and isinstance(data.get("faces"), list):
+                problems.append(f"{folder}: faceset folder that no library entry lists (an interrupted "
+                                "import? import it again under another name, or move it away)")

@@ -13,12 +13,12 @@ from __future__ import annotations
 import io
 import os
 import stat
-import warnings
 from collections.abc import Sequence
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .fsutil import open_regular
+from .photos import open_displayed  # noqa: F401  (the photo as displayed, for every caller)
 
 Box = tuple[int, int, int, int]
 
@@ -57,16 +57,6 @@ def plan_crop_box(
         if not any(_overlaps(box, o) for o in others):
             return box
     return None
-
-
-def open_displayed(path: str) -> Image.Image:
-    """Decode a photo as displayed (EXIF orientation applied), in RGB."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # corrupt EXIF: the pixels are still good
-        with open_regular(path) as fh, Image.open(fh) as im:
-            im.load()
-            shown = ImageOps.exif_transpose(im)
-    return shown.convert("RGB")
 
 
 def mean_colour(image: Image.Image) -> tuple[int, ...]:

@@ -15,17 +15,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from . import heif
 from .crops import encode_png, render_crop
-from .fsutil import open_regular
+from .photos import displayed, open_photo
 
 heif.register()  # HEIC decodes here exactly when it does in the planner
-
-ORIENTATION = 0x0112
 
 
 def _draft_scale(min_side: float, size: int) -> int:
@@ -47,24 +44,19 @@ def render_photo(path: str, jobs: list[tuple[str, tuple[int, int, int, int]]], s
     """Write ``out_dir/<name>`` for each (name, box) of one photo; None, or the
     reason ("missing_photo", "unreadable_photo") when the photo cannot be decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # corrupt EXIF: the pixels are still good
-            with open_regular(path) as fh, Image.open(fh) as im:
-                try:
-                    orientation = im.getexif().get(ORIENTATION, 1)
-                except Exception:
-                    orientation = 1
-                disp_w, disp_h = (im.height, im.width) if orientation in (5, 6, 7, 8) else im.size
-                if im.format == "JPEG":
-                    scale = _draft_scale(min(b[2] - b[0] for _, b in jobs), size)
-                    if scale > 1:
-                        im.draft("RGB", (-(-im.width // scale), -(-im.height // scale)))
-                im.load()
-                # no copies for the common upright RGB photo: each costs ~3 ms at 2 MP
-                shown = im if orientation == 1 else ImageOps.exif_transpose(im)
-                if shown.mode != "RGB":
-                    shown = shown.convert("RGB")
-                crops = _cut(shown, jobs, size, shown.width / disp_w, shown.height / disp_h)
+        with open_photo(path) as (im, exif):
+            orientation = exif.orientation
+            disp_w, disp_h = (im.height, im.width) if orientation in (5, 6, 7, 8) else im.size
+            if im.format == "JPEG":
+                scale = _draft_scale(min(b[2] - b[0] for _, b in jobs), size)
+                if scale > 1:
+                    im.draft("RGB", (-(-im.width // scale), -(-im.height // scale)))
+            im.load()
+            # no copies for the common upright RGB photo: each costs ~3 ms at 2 MP
+            shown = displayed(im, orientation)
+            if shown.mode != "RGB":
+                shown = shown.convert("RGB")
+            crops = _cut(shown, jobs, size, shown.width / disp_w, shown.height / disp_h)
     except FileNotFoundError:
         return "missing_photo"
     except Exception:  # any decoder failure: a truncated or corrupt photo

@@ -53,6 +53,33 @@ def check_name(name: object, where: str) -> str:
     return name
 
 
+RESERVED = (THIN_DIR, STATE_DIR, MANIFEST)  # names of the library's own folders and files
+
+
+def check_new_name(lib: Library | None, name: object, where: str) -> str:
+    """A name for a new faceset of ``lib`` (None: a library not made yet): a plain
+    folder name, not one the library reserves, not taken by an entry or a folder.
+    Each refusal says what to do instead."""
+    check_name(name, where)
+    assert isinstance(name, str)
+    if name.lower() in {r.lower() for r in RESERVED}:
+        raise EraSplitError(where, f"{name!r} is reserved by the library (era-split keeps its own files "
+                                   "under that name); pick another name")
+    if lib is None:
+        return name
+    if any(e.get("name") == name for e in lib.facesets + lib.thin_eras):
+        import shlex
+
+        raise EraSplitError(lib.manifest_file, f"the library already has a faceset named {name!r}; to replace "
+                            f"it, remove it first (era-split remove {shlex.quote(name)} --library "
+                            f"{shlex.quote(lib.root)}), or pick another name")
+    folder = os.path.join(lib.root, name)
+    if os.path.lexists(folder):
+        raise EraSplitError(folder, "exists, but no library entry lists it (left by an interrupted import, "
+                                    "or put there by hand?): move it away, or pick another name")
+    return name
+
+
 def resolve_relpath(root: str, relpath: object, where: str) -> str:
     """Absolute folder of a manifest ``relpath``; it must stay inside the library."""
     if not isinstance(relpath, str) or not relpath:
@@ -89,6 +116,29 @@ class Proof:
     foreign: tuple[str, ...] = ()  # files inside an otherwise-ours folder that we did not write
 
 
+def _real_folder(folder: str) -> str | None:
+    """Why ``folder`` is not a real folder (a link, a file, missing), or None."""
+    try:
+        st = os.lstat(folder)
+    except (OSError, ValueError):
+        return "the folder is missing"
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        return "it is a link or a file, not a folder"
+    return None
+
+
+def _foreign(folder: str, known) -> tuple[str, ...] | str:
+    """Files in ``folder`` that ``known(name)`` does not claim (or links, or
+    non-files); a string when the folder cannot be listed."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as exc:
+        return f"the folder cannot be listed ({exc.strerror})"
+    return tuple(f for f in names
+                 if not known(f) or os.path.islink(os.path.join(folder, f))
+                 or not os.path.isfile(os.path.join(folder, f)))
+
+
 def prove_owned(folder: str, entry: dict) -> Proof:
     """Check on disk that ``folder`` is the one the plugin wrote for ``entry``.
 
@@ -104,12 +154,9 @@ def prove_owned(folder: str, entry: dict) -> Proof:
     name, parent, kind = entry.get("name"), meta.get("parent"), meta.get("kind")
     if not isinstance(name, str) or entry.get("relpath") != relpath_of(name, str(kind)):
         return Proof(False, f"era-split never puts a {kind!r} bucket at {entry.get('relpath')!r}")
-    try:
-        st = os.lstat(folder)
-    except (OSError, ValueError):
-        return Proof(False, "the folder is missing")
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        return Proof(False, "it is a link or a file, not a folder")
+    why = _real_folder(folder)
+    if why:
+        return Proof(False, why)
     try:
         data = read_json(os.path.join(folder, MANIFEST))
     except EraSplitError as exc:
@@ -119,22 +166,40 @@ def prove_owned(folder: str, entry: dict) -> Proof:
         return Proof(False, "its manifest.json does not say era-split made it for this entry")
     listed = mark.get("files")
     if isinstance(listed, list) and all(isinstance(f, str) for f in listed):
-        ours = set(listed)
-        known = ours.__contains__
+        known = set(listed).__contains__
     else:
         legacy = {f"{name}_all.fsz", f"{name}.txt"}
         known = lambda f: f in legacy or bool(_LEGACY_FILE.match(f)) or (  # noqa: E731
             f.startswith(f"{name}_top") and f.endswith(".fsz"))
+    foreign = _foreign(folder, known)
+    if isinstance(foreign, str):
+        return Proof(False, foreign)
+    return Proof(True, foreign=foreign)
+
+
+def prove_imported(folder: str, entry: dict) -> Proof:
+    """Check on disk that ``folder`` is a host faceset ``era-split import`` made:
+    a real folder at ``<library>/<name>``, whose manifest names it and says it was
+    imported, every file listed there."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    if not isinstance(name, str) or entry.get("relpath") != name:
+        return Proof(False, "era-split import puts a faceset in a folder of its name, and this entry's is not")
+    why = _real_folder(folder)
+    if why:
+        return Proof(False, why)
     try:
-        names = sorted(os.listdir(folder))
-    except OSError as exc:
-        return Proof(False, f"the folder cannot be listed ({exc.strerror})")
-    foreign = []
-    for f in names:
-        full = os.path.join(folder, f)
-        if not known(f) or os.path.islink(full) or not os.path.isfile(full):
-            foreign.append(f)
-    return Proof(True, foreign=tuple(foreign))
+        data = read_json(os.path.join(folder, MANIFEST))
+    except EraSplitError as exc:
+        return Proof(False, f"its manifest cannot be read ({exc.problem})")
+    mark = data.get(OWNER) if isinstance(data, dict) else None
+    listed = mark.get("files") if isinstance(mark, dict) else None
+    if (not isinstance(mark, dict) or mark.get("kind") != "imported" or data.get("name") != name
+            or not isinstance(listed, list) or not all(isinstance(f, str) for f in listed)):
+        return Proof(False, "its manifest.json does not say era-split imported it")
+    foreign = _foreign(folder, set(listed).__contains__)
+    if isinstance(foreign, str):
+        return Proof(False, foreign)
+    return Proof(True, foreign=foreign)
 
 
 def owned_by(entry: object, parent: str | None = None) -> bool:

@@ -1,4 +1,11 @@
-"""Source photos: EXIF year and displayed size, read once per file and cached on disk.
+"""Source photos: opened safely, and their EXIF year and displayed size, read once
+per file and cached on disk.
+
+Every photo the project decodes is opened by :func:`open_photo`: a regular file
+only (a FIFO would block), EXIF checked before Pillow sees it and read by the
+bounded reader in :mod:`exif` (Pillow's own parser costs N x C bytes on a
+crafted EXIF), and at most :data:`MAX_PIXELS` as its header declares (a
+decompression bomb is a few KB that decode to gigabytes).
 
 Reading the header is ~0.1 ms per file, but photos often live on slow mounts, so
 the results are kept in ``<library>/.era_split/photos.json`` and invalidated when
@@ -7,28 +14,71 @@ a file's size or mtime changes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import re
 import stat
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from . import heif
+from .exif import ExifInfo, check_file, read_exif
 from .fsutil import atomic_write_json, open_regular
 
 heif.register()
 
-EXIF_IFD = 0x8769
-DATETIME_ORIGINAL = 0x9003
-DATETIME_DIGITIZED = 0x9004
-DATETIME = 0x0132
-ORIENTATION = 0x0112
 MIN_YEAR = 1990
+# Photos larger than this (as their header declares) are not decoded: 60 MP is
+# 180 MB per RGB copy, and the face finder holds about three. Every camera below
+# medium format stays under it.
+MAX_PIXELS = 60_000_000
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+class PhotoTooLarge(ValueError):
+    """A photo whose header declares more than :data:`MAX_PIXELS`."""
+
+
+@contextlib.contextmanager
+def open_photo(path: str) -> Iterator[tuple[Image.Image, ExifInfo]]:
+    """The opened (not yet decoded) photo and its EXIF. Raises FileNotFoundError,
+    OSError for anything not a regular file, :class:`HostileExif`,
+    :class:`PhotoTooLarge`, or Pillow's errors for what it cannot read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # corrupt EXIF: the pixels are still good
+        with open_regular(path) as fh:
+            size = os.fstat(fh.fileno()).st_size
+            check_file(fh, size)
+            with Image.open(fh) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise PhotoTooLarge(f"{im.width}x{im.height} pixels")
+                if im.format == "TIFF":
+                    with open_regular(path) as other:  # Pillow reads the first handle lazily
+                        exif = read_exif(other, size, {})
+                else:
+                    exif = read_exif(fh, size, im.info)
+                yield im, exif
+
+
+def displayed(im: Image.Image, orientation: int) -> Image.Image:
+    """The decoded photo turned as its EXIF orientation says (a copy only when turned)."""
+    method = _TRANSPOSE.get(orientation)
+    return im.transpose(method) if method is not None else im
+
+
+def open_displayed(path: str) -> Image.Image:
+    """Decode a photo as displayed (EXIF orientation applied), in RGB."""
+    with open_photo(path) as (im, exif):
+        im.load()
+        shown = displayed(im, exif.orientation)
+        return shown if shown.mode == "RGB" and shown is not im else shown.convert("RGB")
 CACHE_VERSION = 1
 
 _STAMP = re.compile(r"^(\d{4})[:\-](\d{2})[:\-](\d{2})(?:[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?)?$")
@@ -67,30 +117,15 @@ def parse_year(stamp: object, *, max_year: int | None = None) -> int:
 def read_photo(path: str) -> PhotoInfo:
     """Year and displayed size of one photo; never raises for a bad file."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with open_regular(path) as fh, Image.open(fh) as im:
-                width, height = im.size
-                try:
-                    exif = im.getexif()
-                except Exception:
-                    exif = None
-                year = 0
-                orientation = 1
-                if exif is not None:
-                    try:
-                        sub = exif.get_ifd(EXIF_IFD)
-                    except Exception:
-                        sub = {}
-                    for stamp in (sub.get(DATETIME_ORIGINAL), sub.get(DATETIME_DIGITIZED), exif.get(DATETIME)):
-                        year = parse_year(stamp)
-                        if year:
-                            break
-                    orientation = exif.get(ORIENTATION, 1)
+        with open_photo(path) as (im, exif):
+            width, height = im.size
+            orientation = exif.orientation
+            year = next((y for y in map(parse_year, exif.stamps()) if y), 0)
     except FileNotFoundError:
         return PhotoInfo(MISSING)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return PhotoInfo(UNREADABLE)  # a FIFO, device or folder is "not a regular file": unreadable
+        # a FIFO, device or folder ("not a regular file"), a hostile EXIF, a bomb: unreadable
+        return PhotoInfo(UNREADABLE)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     if width <= 0 or height <= 0:

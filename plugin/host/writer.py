@@ -28,6 +28,7 @@ from .library import (
     Library,
     open_library,
     owned_by,
+    prove_imported,
     read_json,
     relpath_of,
     remove_split,
@@ -235,6 +236,46 @@ def _apply_locked(
     return ApplyReport(result, written, removed, sizes, warnings)
 
 
+def remove_faceset(
+    root: str | os.PathLike, name: str, *, lock_timeout: float = 30.0, progress: Progress | None = None
+) -> tuple[list[str], list[str]]:
+    """Remove a faceset that ``era-split import`` made, with every era and thin
+    faceset of it, in one journaled switch. Its folder must be provably the
+    importer's (see :func:`library.prove_imported`): a host's own faceset is never
+    deleted. Returns (removed relpaths, warnings)."""
+    root = os.fspath(root)
+    lib = open_library(root)
+    lib.check_write_paths(name)
+    with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
+        recover(root)
+        lib = open_library(root)
+        lib.check_write_paths(name)
+        entry = lib.find_faceset(name)
+        folder = lib.folder_of(entry)
+        proof = prove_imported(folder, entry)
+        if not proof.ours:
+            raise EraSplitError(folder, f"{name} was not made by era-split import ({proof.why}), so era-split "
+                                        "does not delete it: remove it with your host's own tools "
+                                        f"(era-split undo {name} removes its era split)")
+        if proof.foreign:
+            raise EraSplitError(folder, f"holds {', '.join(proof.foreign[:5])}, which era-split did not write; "
+                                        "move them out of this folder, then run again")
+        old, warnings = _replaceable(lib, name)
+        removed = [e["relpath"] for e in lib.facesets + lib.thin_eras if owned_by(e, name)]
+        data = remove_split(lib.data, name)
+        data["facesets"] = [e for e in data["facesets"] if owned_by(e) or e.get("name") != name]
+        try:
+            staging = _staging(lib)
+            commit(root, lib.manifest_file, staging, data, old + [folder], [])
+        except OSError as exc:
+            recover(root)
+            raise _write_error(exc, root) from None
+        crops = crop_cache_dir(lib, name)
+        if not os.path.islink(crops):
+            shutil.rmtree(crops, ignore_errors=True)
+        return [entry["relpath"], *removed], warnings
+
+
 def undo_split(
     root: str | os.PathLike, parent: str, *, lock_timeout: float = 30.0, progress: Progress | None = None
 ) -> list[str]:
@@ -254,6 +295,9 @@ def undo_report(
         recover(root)
         lib = open_library(root)
         lib.check_write_paths(parent)
+        if not any(e.get("name") == parent and not owned_by(e) for e in lib.facesets) and not any(
+                owned_by(e, parent) for e in lib.facesets + lib.thin_eras):
+            lib.find_faceset(parent)  # names the facesets it knows
         entries = [e for e in lib.facesets + lib.thin_eras if owned_by(e, parent)]
         if not entries:
             return [], []

@@ -25,7 +25,7 @@ fragment 0.6-0.7 (issue 11).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +40,22 @@ MIN_FACES = 3  # curated faces needed to measure a spread
 LABELS = {"recovery": "recovery", "tighten": "tighten", "subcluster": "sub-cluster",
           "fragment_dist": "fragment", "undated_dist": "undated"}
 
+# The quality gate's size and sharpness limits, lowered for an identity whose photos
+# are smaller or softer, to half the curated faces' median (and never below a
+# floor). The curated faces are the user's word on what photos of this person look
+# like: a faceset of scanned prints or upscaled pictures keeps its typical faces,
+# while the clearly worse ones (a fraction of the typical) still go.
+# Sharpness is measured as the recognizer sees the face (models.sharpness, at most
+# 112 px). Measured there on real faces: a sharp photo 100-900, a face upscaled 2-4x
+# 44-270, one upscaled from ~35 px of detail 25, Gaussian blur of sigma 1 px (at a
+# 100 px face) 27-68, sigma 2 px 6-11. 20 drops the clearly blurred and keeps every
+# upscaled face with detail. The seed method keeps the seed's gate (SEED_GATE).
+GATE = {"min_face": 100.0, "min_blur": 20.0}
+SEED_GATE = {"min_face": 100.0, "min_blur": 40.0}
+GATE_SHARE = 0.5
+GATE_FLOOR = {"min_face": 32.0, "min_blur": 5.0}
+GATE_WORDS = {"min_face": ("face size", "px"), "min_blur": ("sharpness", "")}
+
 
 @dataclass(frozen=True)
 class Calibration:
@@ -49,9 +65,26 @@ class Calibration:
     scale: float  # spread / SEED_SPREAD, within SCALE_RANGE; 1 when not measured
     values: dict[str, float]  # every threshold as used
     given: tuple[str, ...]  # the thresholds set explicitly, used as given
+    gate: dict[str, float] = field(default_factory=dict)  # min_face, min_blur as used
+    gate_medians: dict[str, float] = field(default_factory=dict)  # the curated faces' medians
 
     def to_json(self) -> dict:
-        return {"spread": self.spread, "scale": self.scale, "values": self.values, "given": list(self.given)}
+        return {"spread": self.spread, "scale": self.scale, "values": self.values, "given": list(self.given),
+                "gate": self.gate, "gate_medians": self.gate_medians}
+
+    def gate_text(self) -> str:
+        """The size and sharpness limits, and why when they are lower than the seed's."""
+        out = []
+        for name, value in self.gate.items():
+            word, unit = GATE_WORDS[name]
+            text = f"{word} {value:g}{unit}"
+            if name in self.given:
+                text += " (given)"
+            elif value < GATE[name]:
+                text += (f" (half the curated faces' median {self.gate_medians[name]:.0f}: "
+                         f"their photos are {'small' if name == 'min_face' else 'soft'})")
+            out.append(text)
+        return ", ".join(out)
 
     def why(self) -> str:
         """One line: where the thresholds came from."""
@@ -60,7 +93,8 @@ class Calibration:
         else:
             ruler = (f"calibrated: the curated faces' spread is {self.spread:.3f} (the seed's {SEED_SPREAD}), "
                      f"so the seed's x{self.scale:.2f}")
-        given = f"; given: {', '.join(LABELS[g] for g in self.given)}" if self.given else ""
+        named = [LABELS[g] for g in self.given if g in LABELS]
+        given = f"; given: {', '.join(named)}" if named else ""
         return ruler + given
 
     def values_text(self) -> str:
@@ -92,10 +126,31 @@ def spread(emb: np.ndarray, q: float = 90) -> float | None:
     return float(np.percentile(d, q))
 
 
-def calibrate(curated: np.ndarray, given: dict[str, float | None], *, measure: bool = True) -> Calibration:
+def gate_limits(
+    curated: dict[str, np.ndarray], given: dict[str, float | None], *, measure: bool = True
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The gate's size and sharpness limits (see :data:`GATE`) and the curated
+    faces' medians: ``given`` values as they are; the seed's when not ``measure``."""
+    limits, medians = {}, {}
+    for name, base in GATE.items():
+        values = np.asarray(curated.get(name, ()), dtype=np.float64)
+        if len(values):
+            medians[name] = float(np.median(values))
+        if given.get(name) is not None:
+            limits[name] = float(given[name])  # type: ignore[arg-type]
+        elif measure and len(values):
+            limits[name] = round(float(max(GATE_FLOOR[name], min(base, GATE_SHARE * medians[name]))), 2)
+        else:
+            limits[name] = base if measure else SEED_GATE[name]
+    return limits, medians
+
+
+def calibrate(curated: np.ndarray, given: dict[str, float | None], *, measure: bool = True,
+              quality: dict[str, np.ndarray] | None = None) -> Calibration:
     """Thresholds for one identity: ``given`` values (not None) as they are, the
     rest the seed's scaled by the curated faces' spread when ``measure`` (the
-    era method), else the seed's."""
+    era method), else the seed's. ``quality`` holds the curated faces' face sizes
+    and sharpness (``min_face``, ``min_blur``) for the gate's limits."""
     ruler = spread(curated) if measure else None
     scale = 1.0 if ruler is None else float(np.clip(ruler / SEED_SPREAD, *SCALE_RANGE))
     values, explicit = {}, []
@@ -105,4 +160,6 @@ def calibrate(curated: np.ndarray, given: dict[str, float | None], *, measure: b
             explicit.append(name)
         else:
             values[name] = round(min(base * scale, MAX_DISTANCE), 4)
-    return Calibration(ruler, scale, values, tuple(explicit))
+    gate, medians = gate_limits(quality or {}, given, measure=measure)
+    explicit += [name for name in GATE if given.get(name) is not None]
+    return Calibration(ruler, scale, values, tuple(explicit), gate, medians)

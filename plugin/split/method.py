@@ -86,8 +86,32 @@ def quality_gate(
     min_det: float,
 ) -> np.ndarray:
     """Indices of ``idx`` that pass size, sharpness and detector-confidence gates."""
-    ok = (face_short[idx] >= min_face) & (blur[idx] >= min_blur) & (det_score[idx] >= min_det)
-    return idx[ok]
+    why = gate_reasons(idx, face_short, blur, det_score, min_face=min_face, min_blur=min_blur, min_det=min_det)
+    return idx[why == PASSED]
+
+
+PASSED = 0
+GATE_REASONS = {1: "small_face", 2: "low_detector_score", 3: "blurry"}
+
+
+def gate_reasons(
+    idx: np.ndarray,
+    face_short: np.ndarray,
+    blur: np.ndarray,
+    det_score: np.ndarray,
+    *,
+    min_face: float,
+    min_blur: float,
+    min_det: float,
+) -> np.ndarray:
+    """Per face of ``idx``: :data:`PASSED`, or the first gate it fails (small,
+    then detector score, then sharpness: the order a user would fix them in)."""
+    out = np.zeros(len(idx), dtype=np.int64)
+    checks = ((face_short, min_face), (det_score, min_det), (blur, min_blur))
+    for reason, (values, limit) in enumerate(checks, 1):
+        fail = (out == PASSED) & (np.asarray(values[idx]) < limit)
+        out[fail] = reason
+    return out
 
 
 def tighten(emb: np.ndarray, idx: np.ndarray, radius: float) -> np.ndarray:

@@ -26,7 +26,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "pad": (0, 2), "size": (16, 4096), "top": (1, 100_000),
 }
 WHOLE = {"anchor_min", "fragment_years", "era_years", "size", "top"}
-OPTIONAL = {"anchor_min", *SEED}  # None: derived per identity (scaled_anchor_min, calibrate.py)
+GATED = {"min_face", "min_blur"}  # None: the seed's, or lower for small or soft photos (calibrate.py)
+OPTIONAL = {"anchor_min", *SEED, *GATED}  # None: derived per identity (scaled_anchor_min, calibrate.py)
 
 
 class ParamError(ValueError):
@@ -57,8 +58,8 @@ class SplitParams:
     fragment_dist: float | None = None  # max centroid distance fragment -> anchor
     fragment_years: int = 5  # max |dominant-year difference| fragment -> anchor
     undated_fragments: str = "standalone"  # fragments whose year rule cannot be checked
-    min_face: float = 100.0  # quality gate: shorter bbox side in pixels
-    min_blur: float = 40.0  # quality gate: variance of Laplacian
+    min_face: float | None = None  # quality gate: shorter bbox side in pixels (seed: 100)
+    min_blur: float | None = None  # quality gate: sharpness, variance of Laplacian (seed: 40)
     min_det: float = 0.6  # quality gate: detector confidence
     year_weight: float = 0.05  # era: distance added per year apart (dated pairs)
     era_years: int = 2  # era: an era holds faces within this many years of its dominant year

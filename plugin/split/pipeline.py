@@ -21,7 +21,7 @@ from ..host.paths import Remap, remap_path, under_roots
 from ..host.photos import MISSING, OK, PhotoInfo
 from ..timing import Stopwatch, lap
 from . import eras, method, recovery
-from .calibrate import SEED, Calibration, calibrate
+from .calibrate import GATE, SEED, Calibration, calibrate
 from .labels import assign_labels
 from .params import SplitParams, scaled_anchor_min
 
@@ -47,6 +47,15 @@ QUARANTINED = {"suspected_other_person"}  # thin whatever their size (SPEC 3.1)
 # a new split far smaller than the one it replaces — is refused unless forced: a
 # wrong --remap or an unmounted photo drive far more often than a wish.
 LOST_MOST = 0.5
+
+
+INSIDE_MIN = 0.5  # share of a face box that must lie inside its photo
+
+
+def _inside_share(bbox, width: int, height: int) -> float:
+    x1, y1, x2, y2 = (float(v) for v in bbox)
+    inner = max(0.0, min(x2, width) - max(x1, 0.0)) * max(0.0, min(y2, height) - max(y1, 0.0))
+    return inner / max((x2 - x1) * (y2 - y1), 1e-9)
 
 
 @dataclass(frozen=True)
@@ -172,8 +181,10 @@ def analyse(
     era = params.method == "era"
     with lap(clock, "recover"):
         seed_emb = np.asarray(emb[seed_rows])
-        cal = calibrate(seed_emb, {k: getattr(params, k) for k in SEED}, measure=era)
-        params = dataclasses.replace(params, **cal.values)
+        cal = calibrate(seed_emb, {k: getattr(params, k) for k in (*SEED, *GATE)}, measure=era,
+                        quality={"min_face": np.asarray(cache.face_short[seed_rows]),
+                                 "min_blur": np.asarray(cache.blur[seed_rows])})
+        params = dataclasses.replace(params, **cal.values, **cal.gate)
         seed_c = method.centroid(seed_emb)
         scope = under_roots(cache.paths, roots)
         if era:
@@ -181,20 +192,24 @@ def analyse(
             recovered = found.rows
         else:
             recovered = method.recover(emb, seed_c, scope, params.recovery)
+    left_out: Counter[str] = Counter()
+    if missing_keys:
+        left_out["key_not_in_cache"] = missing_keys
     with lap(clock, "gate"):
-        gated = method.quality_gate(
+        why = method.gate_reasons(
             recovered, cache.face_short, cache.blur, cache.det_score,
             min_face=params.min_face, min_blur=params.min_blur, min_det=params.min_det,
         )
+        gated = recovered[why == method.PASSED]
+        left_out.update({method.GATE_REASONS[r]: int(n) for r, n in enumerate(np.bincount(why, minlength=4))
+                         if r != method.PASSED and n})
         if era:
             survivors = recovery.tighten(emb, gated, seed_rows, seed_c, radius=params.tighten,
                                          mode_dist=params.subcluster)
         else:
             survivors = method.tighten(emb, gated, params.tighten)
-
-    left_out: Counter[str] = Counter()
-    if missing_keys:
-        left_out["key_not_in_cache"] = missing_keys
+        if len(gated) > len(survivors):
+            left_out["unlike_the_person"] = int(len(gated) - len(survivors))
 
     recorded = cache.paths[survivors].tolist()
     actual = [remap_path(p, remaps) for p in recorded]
@@ -207,6 +222,9 @@ def analyse(
             info = infos[path]
             if info.status != OK:
                 left_out["missing_photo" if info.status == MISSING else "unreadable_photo"] += 1
+                continue
+            if _inside_share(cache.bboxes[row], info.width, info.height) < INSIDE_MIN:
+                left_out["box_outside_photo"] += 1  # a crop of it would be mostly fill
                 continue
             others = [cache.bboxes[o] for o in same_photo[rec] if o != row]
             box = plan_crop_box(cache.bboxes[row], others, info.width, info.height, params.pad)
