@@ -4,7 +4,8 @@ Incremental: a file whose path, size and modification time are unchanged keeps
 its records; new and changed files are scanned; records of deleted files are
 dropped. Resumable: scanned files are checkpointed into ``<cache>.partial.npz``
 every few hundred files; a later scan picks them up. The cache itself is only
-ever replaced whole (temp file + rename), by one scan at a time (``<cache>.lock``).
+ever replaced whole (temp file + rename), by one scan at a time (``<cache>.lock``,
+there while a scan runs).
 
 Refused unless forced: a re-scan that would drop most of the files the cache
 knows under the scanned folders (an unmounted drive, an emptied folder) — the
@@ -449,7 +450,7 @@ def scan(
         raise EraSplitError(cache_file, "its folder does not exist (create it first)")
     if os.path.lexists(cache_file) and not os.path.isfile(cache_file):
         raise EraSplitError(cache_file, "embedding cache is not a regular file")
-    with file_lock(cache_file + ".lock", timeout=0,
+    with file_lock(cache_file + ".lock", timeout=0, remove=True,
                    busy="another era-split scan is updating this cache; wait until it ends "
                         "(one scan of a cache at a time)"):
         return _scan_locked(folders, cache_file, spec, workers, ray_address, progress, force)

@@ -72,31 +72,53 @@ def _open_lock_file(path: str) -> int:
     return fd
 
 
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        a, b = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
 @contextlib.contextmanager
 def file_lock(
-    path: str, timeout: float = 30.0, on_wait: Callable[[], None] | None = None, busy: str = "locked"
+    path: str, timeout: float = 30.0, on_wait: Callable[[], None] | None = None, busy: str = "locked",
+    *, remove: bool = False,
 ) -> Iterator[None]:
     """Hold an exclusive lock on ``path``, waiting up to ``timeout`` seconds;
     ``on_wait`` is called once if another process holds it; ``busy`` says who
-    that is in the error when it does not let go in time."""
-    fd = _open_lock_file(path)
-    try:
-        deadline = time.monotonic() + timeout
-        waited = False
-        while not _try_lock(fd):
+    that is in the error when it does not let go in time. With ``remove`` the
+    lock file is deleted when let go (for a lock beside the user's own files):
+    a holder checks after locking that the path still names the file it locked,
+    and takes the lock anew if it does not, so two never hold it at once."""
+    deadline = time.monotonic() + timeout
+    waited = False
+    while True:
+        fd = _open_lock_file(path)
+        locked = _try_lock(fd)
+        if locked and (not remove or _same_file(fd, path)):
+            break
+        if locked:  # the previous holder deleted this file as we opened it: start again
+            _unlock(fd)
+        os.close(fd)
+        if not locked:
             if not waited and on_wait is not None:
                 on_wait()
             waited = True
             if time.monotonic() >= deadline:
                 raise EraSplitError(path, busy if timeout <= 0 else f"{busy}; gave up after {timeout:g} s")
             time.sleep(0.1)
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            yield
-        finally:
-            _unlock(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
     finally:
+        try:
+            if remove and _same_file(fd, path):
+                os.unlink(path)
+        except OSError:
+            pass
+        _unlock(fd)
         os.close(fd)
 
 
