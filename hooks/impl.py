@@ -5,14 +5,13 @@ from __future__ import annotations
 import glob
 import os
 
-from ..plugin import api
+from ..plugin import api, explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.cache import EmbeddingCache
 from ..plugin.host.library import open_library, owned_by
 from ..plugin.host.status import undo_summary
 from ..plugin.host.writer import undo_report
-from ..plugin.split import explain
-from ..plugin.split.labels import plural
+from ..plugin.labels import plural
 from .hookspecs import hookimpl
 from .types import (
     ActionResult,

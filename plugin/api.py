@@ -14,8 +14,9 @@ from .host.library import open_library
 from .host.paths import Remap
 from .host.photos import PhotoCache, read_photos
 from .host.writer import ApplyReport, apply_split
+from .results import SplitResult
 from .split.params import SplitParams
-from .split.pipeline import Progress, SplitResult, analyse
+from .split.pipeline import Progress, analyse
 from .timing import Stopwatch, lap
 
 PHOTO_CACHE = "photos.json"

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import near, unit
+from era_split.plugin import results
 from era_split.plugin.generate import truth
 from era_split.plugin.split import eras, method, pipeline
 from era_split.plugin.split.params import SplitParams
@@ -95,8 +96,8 @@ def test_suspected_other_person_is_thin_whatever_its_size():
     result = pipeline.analyse(archive.cache, archive.seed_keys, SplitParams(), faceset="fs",
                               read_photos=archive.read_photos)
     big = result.eras[0]
-    drafts = [pipeline.Draft("suspected_other_person", True, 0, big.faces)]
-    (bucket,) = pipeline.label_buckets(drafts, parent="fs", anchor_min=result.params.anchor_min, taken=())
+    drafts = [results.Draft("suspected_other_person", True, 0, big.faces)]
+    (bucket,) = results.label_buckets(drafts, parent="fs", anchor_min=result.params.anchor_min, taken=())
     assert len(bucket.faces) >= result.params.anchor_min and bucket.kind == "thin"
 
 

@@ -54,3 +54,20 @@ def test_core_hooks_and_ui_never_import_the_face_models():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_hosts_files_stand_below_the_method():
+    """Data flows one way: host files -> method -> results -> writer. The writer and
+    the rest of ``host/`` read the result types from ``results``, never ``split/``,
+    and ``results`` stands below both."""
+    code = (
+        "import sys, pkgutil, importlib, era_split.plugin.host as host\n"
+        "for m in pkgutil.iter_modules(host.__path__):\n"
+        "    if m.name != 'cropworker':\n"
+        "        importlib.import_module('era_split.plugin.host.' + m.name)\n"
+        "import era_split.plugin.results\n"
+        "bad = [m for m in sys.modules if m.startswith('era_split.plugin.split')]\n"
+        "print(bad); sys.exit(1 if bad else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -69,7 +69,7 @@ def test_views_of_a_real_plan(synth_lib):
 
 
 def test_plural_and_spans():
-    from era_split.plugin.split.labels import plural, span_text
+    from era_split.plugin.labels import plural, span_text
 
     assert plural(1, "face") == "1 face" and plural(0, "face") == "0 faces" and plural(2, "era") == "2 eras"
     assert span_text((2015, 2015)) == "2015" and span_text((2012, 2014)) == "2012-14"

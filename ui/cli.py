@@ -19,13 +19,13 @@ import time
 from collections.abc import Sequence
 from typing import NoReturn
 
+from ..plugin import explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.paths import parse_remap
-from ..plugin.split import explain
+from ..plugin.labels import plural, span_text
+from ..plugin.results import REASONS, SplitResult, by_years
 from ..plugin.split.calibrate import SEED
-from ..plugin.split.labels import plural, span_text
 from ..plugin.split.params import ParamError, SplitParams
-from ..plugin.split.pipeline import REASONS, SplitResult, by_years
 
 PARAM_FLAGS = {
     # flag: (field, type, help)

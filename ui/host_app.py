@@ -12,7 +12,7 @@ import pluggy
 from ..hooks.manager import flatten, get_plugin_manager
 from ..hooks.types import HostContext
 from ..plugin.host.library import open_library
-from ..plugin.split.labels import plural, span_text
+from ..plugin.labels import plural, span_text
 from .views import host_faceset_names, progress_adapter
 
 ALL_ERAS = "All eras (the original faceset)"

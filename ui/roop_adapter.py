@@ -28,11 +28,10 @@ import gradio as gr
 from ..hooks import impl
 from ..hooks.manager import get_plugin_manager
 from ..hooks.types import HostContext
-from ..plugin import api
+from ..plugin import api, explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.library import open_library
-from ..plugin.split import explain
-from ..plugin.split.labels import plural, span_text
+from ..plugin.labels import plural, span_text
 from .era_tab import build_era_tab
 from .host_app import build_batch_tab
 from .roop_install import read_config

@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 
 from PIL import Image
 
+from ..plugin import explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.crops import open_displayed, render_crop
 from ..plugin.host.library import open_library
-from ..plugin.split import explain
-from ..plugin.split.labels import plural, span_text
+from ..plugin.labels import plural, span_text
+from ..plugin.results import Bucket, SplitResult, by_years
 from ..plugin.split.params import OPTIONAL, ParamError, SplitParams
-from ..plugin.split.pipeline import Bucket, SplitResult, by_years
 
 # (field, label, kind) in the order the tab shows them
 PARAM_FIELDS = [

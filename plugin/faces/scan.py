@@ -40,7 +40,7 @@ from ..host import heif
 from ..host.exif import HostileExif
 from ..host.lock import file_lock
 from ..host.photos import PhotoTooLarge, open_displayed
-from ..split.pipeline import LOST_MOST
+from ..results import LOST_MOST
 from .models import DETECTOR, ModelSpec, _iou, check_models, load_analyser, sharpness
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..host.cache import EmbeddingCache, validate_cache
 from ..host.photos import OK, PhotoInfo
-from ..split.pipeline import SplitResult
+from ..results import SplitResult
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from ..results import Box
 from .fsutil import open_regular
 from .photos import open_displayed  # noqa: F401  (the photo as displayed, for every caller)
-
-Box = tuple[int, int, int, int]
 
 PAD_STEPS = 10
 

@@ -20,12 +20,15 @@ import threading
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from ..split.params import SplitParams
-from ..split.pipeline import Bucket, Face, SplitResult
+from ..results import Bucket, Face, SplitResult
 from .crops import png_problem
 from .cropworker import render_task
 from .fsutil import atomic_write_bytes, dump_json
+
+if TYPE_CHECKING:
+    from ..split.params import SplitParams
 
 FSZ_WARN_BYTES = 100 * 1024 * 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed stamps: same crops give the same bytes

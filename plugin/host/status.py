@@ -4,7 +4,7 @@ picked, and before an undo asks for confirmation."""
 from __future__ import annotations
 
 from ..errors import EraSplitError
-from ..split.labels import plural, span_text
+from ..labels import plural, span_text
 from .library import OWNER, open_library, owned_by
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import EraSplitError
-from ..split.pipeline import LOST_MOST, SplitResult, drop_faces
+from ..results import LOST_MOST, SplitResult, drop_faces
 from ..timing import Stopwatch, lap
 from .export import (
     FSZ_WARN_BYTES,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from ..results import dominant_year, year_span  # noqa: F401  (part of the method's steps)
 from . import averagecut
 from .averagecut import UNDATED, year_penalty
 
@@ -204,34 +205,13 @@ def relabel_by_size(raw: np.ndarray) -> np.ndarray:
     return mapping[inverse.reshape(-1)]
 
 
-def dominant_year(years: np.ndarray) -> int | None:
-    """Most common dated year, the earliest on a tie; None when nothing is dated."""
-    dated = [int(y) for y in years if y != UNDATED]
-    if not dated:
-        return None
-    counts = Counter(dated)
-    best = max(counts.values())
-    return min(y for y, c in counts.items() if c == best)
-
-
-def year_span(years: np.ndarray) -> tuple[int, int] | None:
-    """10th-90th percentile of the dated years, widened to hold the dominant year."""
-    dated = np.array([y for y in years if y != UNDATED], dtype=np.float64)
-    if len(dated) == 0:
-        return None
-    lo = int(np.floor(np.percentile(dated, 10)))
-    hi = int(np.ceil(np.percentile(dated, 90)))
-    dom = dominant_year(years)
-    return min(lo, dom), max(hi, dom)
-
-
 @dataclass(frozen=True)
 class Group:
     """A bucket before labelling: member positions into the survivor arrays."""
 
     members: tuple[int, ...]
     anchor: bool
-    reason: str  # a key of pipeline.REASONS
+    reason: str  # a key of results.REASONS
     fragments: int = 0
 
 

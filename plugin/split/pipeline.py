@@ -6,48 +6,25 @@ Everything here is computed from the cache and the photos' headers only, so a
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import EraSplitError
 from ..host.cache import EmbeddingCache
-from ..host.crops import Box, plan_crop_box
+from ..host.crops import plan_crop_box
 from ..host.paths import Remap, remap_path, under_roots
 from ..host.photos import MISSING, OK, PhotoInfo
+from ..results import LOST_MOST, Box, Draft, Face, SplitResult, label_buckets
 from ..timing import Stopwatch, lap
 from . import eras, method, recovery
 from .calibrate import GATE, SEED, Calibration, calibrate
-from .labels import assign_labels
 from .params import SplitParams, scaled_anchor_min
 
 Progress = Callable[[str, int, int], None]
 PhotoReader = Callable[[Iterable[str]], dict[str, PhotoInfo]]
-
-REASONS = {
-    "anchor": "anchor sub-cluster",
-    "anchor_with_fragments": "anchor sub-cluster with attached fragments",
-    "fragment_no_anchor": "fragment; no sub-cluster is big enough to be an anchor",
-    "fragment_far": "fragment; nearest anchor too far in embedding",
-    "fragment_other_years": "fragment; nearest anchor is from other years",
-    "fragment_undated": "undated fragment that joined no era (no year to check it by)",
-    "split_by_years": "part of an anchor split by years",
-    "merged_fragments": "small sub-clusters of the same years, close together, that add up to an era",
-    "suspected_other_person": "a look apart from the curated faces' and nearly without curated faces: "
-                              "probably another person",
-}
-
-
-QUARANTINED = {"suspected_other_person"}  # thin whatever their size (SPEC 3.1)
-# Losing more than this share of a split's faces — photos unreadable, crops failing,
-# a new split far smaller than the one it replaces — is refused unless forced: a
-# wrong --remap or an unmounted photo drive far more often than a wish.
-LOST_MOST = 0.5
-
 
 INSIDE_MIN = 0.5  # share of a face box that must lie inside its photo
 
@@ -56,86 +33,6 @@ def _inside_share(bbox, width: int, height: int) -> float:
     x1, y1, x2, y2 = (float(v) for v in bbox)
     inner = max(0.0, min(x2, width) - max(x1, 0.0)) * max(0.0, min(y2, height) - max(y1, 0.0))
     return inner / max((x2 - x1) * (y2 - y1), 1e-9)
-
-
-@dataclass(frozen=True)
-class Face:
-    """One face that goes into a bucket, with everything the writer needs."""
-
-    key: str
-    recorded: str  # source path as the cache recorded it
-    path: str  # where the photo lives now
-    bbox: tuple[float, float, float, float]
-    det_score: float
-    blur: float
-    face_short: float
-    year: int  # 0 = undated
-    box: Box  # planned crop box in the displayed photo
-    quality: float
-
-
-@dataclass(frozen=True)
-class Bucket:
-    name: str
-    kind: str  # "era" or "thin"
-    reason: str
-    anchor: bool
-    fragments: int
-    dom_year: int | None
-    span: tuple[int, int] | None
-    faces: tuple[Face, ...]  # best first
-
-    @property
-    def keys(self) -> list[str]:
-        return [f.key for f in self.faces]
-
-    def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "reason": self.reason,
-            "faces": len(self.faces),
-            "keys": self.keys,
-            "dom_year": self.dom_year,
-            "span": list(self.span) if self.span else None,
-            "anchor": self.anchor,
-            "fragments": self.fragments,
-        }
-
-
-@dataclass(frozen=True)
-class SplitResult:
-    faceset: str
-    params: SplitParams  # as used: anchor_min resolved
-    anchor_min_scaled: bool
-    counts: dict
-    buckets: tuple[Bucket, ...]
-    raw_sizes: tuple[int, ...] = field(default=())  # sub-cluster sizes, largest first
-    calibration: Calibration | None = None  # how the thresholds were set
-
-    @property
-    def eras(self) -> list[Bucket]:
-        return [b for b in self.buckets if b.kind == "era"]
-
-    @property
-    def thin(self) -> list[Bucket]:
-        return [b for b in self.buckets if b.kind == "thin"]
-
-    def to_json(self) -> dict:
-        return {
-            "faceset": self.faceset,
-            "params": self.params.as_dict(),
-            "params_key": self.params.cache_key(),
-            "anchor_min_scaled": self.anchor_min_scaled,
-            "calibration": self.calibration.to_json() if self.calibration else None,
-            "counts": self.counts,
-            "buckets": [b.to_json() for b in self.buckets],
-        }
-
-
-def by_years(buckets: Iterable[Bucket]) -> list[Bucket]:
-    """Oldest first, as a user reads a life: by span, then dominant year; undated last."""
-    return sorted(buckets, key=lambda b: (b.span is None, b.span or (0, 0), b.dom_year or 0, b.name))
 
 
 def quality_score(det_score: float, face_short: float, blur: float, centroid_dist: float) -> float:
@@ -309,16 +206,6 @@ def analyse(
     return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes, cal)
 
 
-@dataclass(frozen=True)
-class Draft:
-    """A bucket before its name and kind are known."""
-
-    reason: str
-    anchor: bool
-    fragments: int
-    faces: tuple[Face, ...]  # best first
-
-
 def _make_buckets(
     groups: list[method.Group],
     cache: EmbeddingCache,
@@ -359,45 +246,3 @@ def _make_buckets(
         faces.sort(key=lambda f: (-f.quality, f.key))
         drafts.append(Draft(g.reason, g.anchor, g.fragments, tuple(faces)))
     return label_buckets(drafts, parent=parent, anchor_min=anchor_min, taken=taken)
-
-
-def label_buckets(
-    drafts: Sequence[Draft], *, parent: str, anchor_min: int, taken: Iterable[str]
-) -> list[Bucket]:
-    """Name and classify drafts: largest first for ``_vN`` order; eras, then thin."""
-    ordered = sorted(
-        (d for d in drafts if d.faces), key=lambda d: (-len(d.faces), min(f.key for f in d.faces))
-    )
-    stats = []
-    for d in ordered:
-        years = np.array([f.year for f in d.faces], dtype=np.int64)
-        stats.append((method.dominant_year(years), method.year_span(years)))
-    names = assign_labels(parent, [span for _, span in stats], taken)
-    buckets = [
-        Bucket(
-            name, "era" if len(d.faces) >= anchor_min and d.reason not in QUARANTINED else "thin",
-            d.reason, d.anchor, d.fragments, dom, span, d.faces,
-        )
-        for d, (dom, span), name in zip(ordered, stats, names)
-    ]
-    buckets.sort(key=lambda b: b.kind != "era")  # stable: eras first, each largest first
-    return buckets
-
-
-def drop_faces(
-    result: SplitResult, dropped: dict[str, str], taken: Iterable[str]
-) -> SplitResult:
-    """The result without faces that failed at export (key -> reason), relabelled
-    and recounted against the names ``taken`` now, so the report matches the disk."""
-    drafts = [
-        Draft(b.reason, b.anchor, b.fragments, tuple(f for f in b.faces if f.key not in dropped))
-        for b in result.buckets
-    ]
-    buckets = label_buckets(
-        drafts, parent=result.faceset, anchor_min=int(result.params.anchor_min or 1), taken=taken
-    )
-    counts = copy.deepcopy(result.counts)
-    left = Counter(counts["left_out"])
-    left.update(dropped.values())
-    counts["left_out"] = dict(sorted(left.items()))
-    return dataclasses.replace(result, counts=counts, buckets=tuple(buckets))

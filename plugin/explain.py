@@ -26,7 +26,7 @@ LEFT_OUT = {
     "several_faces_in_crop": ("crop shows two faces to the host", None),
     "unreadable_crop": ("crop unreadable", None),
 }
-# why a bucket exists (pipeline.REASONS in the method's terms, for --verbose)
+# why a bucket exists (results.REASONS in the method's terms, for --verbose)
 BUCKET_WORDS = {
     "anchor": "photos that look alike and share their years",
     "anchor_with_fragments": "photos that look alike and share their years, with a few more of those years",
