@@ -35,19 +35,23 @@ def split_faceset(
     context: HostContext, faceset: str, progress: Progress | None = None,
     cache: EmbeddingCache | None = None,
 ) -> ActionResult:
-    """Split one faceset with the default parameters and write it."""
+    """Split one faceset and write it, with the settings its current split was
+    applied with (the defaults for a faceset not split yet)."""
     try:
-        report = api.apply(context.library, faceset, cache or _need_cache(context),
+        settings = api.settings_for(context.library, faceset)
+        report = api.apply(context.library, faceset, cache or _need_cache(context), settings.params,
                            progress=progress, **context.sources())
     except EraSplitError as exc:
         return ActionResult(False, str(exc))
     r = report.result
     hints = explain.hints(r.counts, r.params)
+    words = settings.words().split(";")[0]
     return ActionResult(
         True,
-        f"{faceset}: wrote {explain.summary_line(r)}" + "".join(f" {h}" for h in hints),
+        f"{faceset}: wrote {explain.summary_line(r)}" + "".join(f" {h}" for h in hints)
+        + (f" ({words})" if words else ""),
         {"written": report.written, "warnings": report.warnings, "eras": len(r.eras),
-         "left_out": r.counts["left_out"], "hints": hints},
+         "left_out": r.counts["left_out"], "hints": hints, "settings": settings.to_json()},
     )
 
 
@@ -110,7 +114,8 @@ def confirm_split_all(context: HostContext) -> str:
     split = [n for n in names if any(owned_by(e, n) for e in lib.facesets + lib.thin_eras)]
     return (f"Split {plural(len(names), 'faceset')} by era ({', '.join(names)})? Era facesets are "
             f"written into the library; {plural(len(split), 'faceset')} already split "
-            f"({', '.join(split) or 'none'}) get theirs replaced. Original facesets are not changed.")
+            f"({', '.join(split) or 'none'}) get theirs replaced, each with the settings it was split "
+            "with; the others with the defaults. Original facesets are not changed.")
 
 
 @hookimpl

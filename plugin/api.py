@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from .host.cache import EmbeddingCache, load_cache
 from .host.library import open_library
@@ -15,12 +16,64 @@ from .host.paths import Remap
 from .host.photos import PhotoCache, read_photos
 from .host.writer import ApplyReport, apply_split
 from .results import SplitResult
-from .split.params import SplitParams
+from .split.params import ParamError, SplitParams, settings_text
 from .split.pipeline import Progress, analyse
 from .timing import Stopwatch, lap
 
 PHOTO_CACHE = "photos.json"
 CACHE_STORE = "cache"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parameters a plan or apply of one faceset runs with, and where they came
+    from: the settings its current split was applied with (unless ``fresh``),
+    then the changes given now."""
+
+    params: SplitParams
+    stored: dict | None = None  # the current split's settings; None: not split, or unknown
+    given: dict = field(default_factory=dict)  # changed now
+    fresh: bool = False  # the defaults asked for, not the stored settings
+    problem: str = ""  # why stored settings were not used
+
+    def words(self) -> str:
+        """One line for the report, empty when there is nothing to say."""
+        if self.problem:
+            return f"settings: {self.problem}; the defaults are used"
+        if self.stored and not self.fresh:
+            text = f"settings: those of the current split ({settings_text(self.stored)})"
+            if self.given:
+                text += f", changed now: {settings_text(self.given)}"
+            return text + "; --defaults starts from the defaults"
+        if self.given:
+            return f"settings: the defaults, changed: {settings_text(self.given)}"
+        return ""
+
+    def to_json(self) -> dict:
+        return {"used": self.params.settings(), "stored": self.stored, "given": self.given,
+                "from": "defaults" if self.fresh or not self.stored else "current split"}
+
+
+def settings_for(
+    library: str | os.PathLike, faceset: str, given: dict | None = None, *, fresh: bool = False
+) -> Settings:
+    """The parameters for ``faceset``: its current split's settings, with ``given``
+    (field -> value) on top; the defaults with ``given`` when ``fresh`` or not
+    split. Raises ParamError for a ``given`` value out of range."""
+    given = dict(given or {})
+    stored, problem = None, ""
+    if not fresh:
+        try:
+            raw = open_library(library).split_settings(faceset)
+        except Exception:  # an unreadable library is reported by the plan itself
+            raw = None
+        if raw is not None:
+            try:
+                stored = SplitParams.from_settings(raw).settings()
+            except (ParamError, TypeError) as exc:
+                problem = f"the current split's stored settings are not valid ({exc})"
+    params = SplitParams(**{**(stored or {}), **given})
+    return Settings(params, stored, given, fresh, problem)
 
 
 def load_for(library: str | os.PathLike, cache: str | os.PathLike) -> EmbeddingCache:

@@ -121,6 +121,9 @@ class SplitResult:
     buckets: tuple[Bucket, ...]
     raw_sizes: tuple[int, ...] = field(default=())  # sub-cluster sizes, largest first
     calibration: Calibration | None = None  # how the thresholds were set
+    # the settings asked for (params before calibration): kept with the split, so
+    # the next plan, apply, tab, batch or roop split of this faceset starts from them
+    settings: dict = field(default_factory=dict)
 
     @property
     def eras(self) -> list[Bucket]:
@@ -137,6 +140,7 @@ class SplitResult:
             "params_key": self.params.cache_key(),
             "anchor_min_scaled": self.anchor_min_scaled,
             "calibration": self.calibration.to_json() if self.calibration else None,
+            "settings": self.settings,
             "counts": self.counts,
             "buckets": [b.to_json() for b in self.buckets],
         }

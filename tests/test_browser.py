@@ -1,11 +1,15 @@
 """The four user paths, clicked through in real headless Chromium (Debian's
-``chromium`` driven by Playwright). Screenshots go to ``screenshots/`` (ignored)."""
+``chromium`` driven by Playwright). Screenshots go to a temp folder, or to
+``$ERA_SPLIT_SCREENSHOTS`` when set: nothing lands in the clone."""
 
 import json
 import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 
 import pytest
 from era_split.hooks.hookspecs import hookimpl
@@ -15,7 +19,8 @@ from era_split.hooks.types import HostContext, UiTab
 CHROMIUM = os.environ.get("ERA_SPLIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
-SHOTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "screenshots")
+SHOTS = os.environ.get("ERA_SPLIT_SCREENSHOTS") or os.path.join(tempfile.gettempdir(), "era-split-screenshots")
+BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
 REQUIRED = os.environ.get("ERA_SPLIT_REQUIRE_BROWSER") == "1"
 
 
@@ -202,6 +207,7 @@ def test_undo_asks_first_and_says_what_it_removes(synth_lib, serve, page):
 
 def test_split_by_era_action_in_the_face_swap_tab(synth_lib, serve, page):
     page.goto(serve(host_app(synth_lib)))
+    page.get_by_role("tab", name="Face swap").click()
     pick(page, "swap-source", "faceset_002")
     page.wait_for_function("() => document.querySelector('#swap-actions input').value === 'Split by era'")
     page.get_by_role("button", name="Run action").click()
@@ -255,8 +261,8 @@ def test_bad_parameter_and_broken_plugin_show_errors_not_tracebacks(synth_lib, s
     page.get_by_role("tab", name="Broken plugin").click()
     page.wait_for_selector("text=this plugin is broken")
     page.get_by_role("tab", name="Era split").click()
-    page.get_by_text("Parameters (blank: calibrated from the faceset; the summary shows the values used)").click()
-    box = page.get_by_label("Recovery radius")
+    page.locator("#era-settings").get_by_text("Settings (they start from").click()
+    box = page.locator("#era-param-recovery textarea, #era-param-recovery input").first
     for _ in range(20):  # the field may still be settling right after the accordion opens
         box.fill("9")
         box.press("Tab")
@@ -264,5 +270,84 @@ def test_bad_parameter_and_broken_plugin_show_errors_not_tracebacks(synth_lib, s
         if box.input_value() == "9":
             break
     page.get_by_role("button", name="Preview").click()
-    page.wait_for_selector("text=Recovery radius (blank: calibrated): must be a finite number in [0, 2], got 9")
+    page.wait_for_selector("text=Recovery radius: must be a finite number in [0, 2], got 9")
     shot(page, "errors")
+
+
+def cli_args(lib):
+    return ["--library", lib.root, "--cache", lib.cache_file, *[f"--remap={r}" for r in lib.remaps]]
+
+
+def test_a_cli_split_s_settings_are_where_the_tab_starts(synth_lib, serve, page):
+    """apply --min-blur 0 --era-years 3 on the command line; the tab then shows
+    those settings, previews that very split, and says when they are changed."""
+    out = subprocess.run([BIN, "apply", "faceset_001", *cli_args(synth_lib), "--min-blur", "0", "--era-years", "3",
+                          "--json"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    applied = sorted(b["name"] for b in json.loads(out.stdout)["buckets"] if b["kind"] == "era")
+    page.goto(serve(host_app(synth_lib)))  # it opens on the Era split tab
+    page.wait_for_selector("#era-status :text('already split')")
+    status = page.locator("#era-status").inner_text()
+    assert "those of the current split" in status and "Min sharpness 0" in status, status
+    assert "Era half-width (years) 3" in status
+    page.locator("#era-settings").get_by_text("Settings (they start from").click()
+    assert page.locator("#era-param-min_blur textarea, #era-param-min_blur input").first.input_value() == "0"
+    assert page.locator("#era-param-era_years input").first.input_value() == "3"
+    blank = page.locator("#era-param-recovery textarea, #era-param-recovery input").first
+    assert blank.input_value() == ""  # worked out per faceset: blank, never a 0
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#era-summary :text('Settings: those of the current split')")
+    page.wait_for_selector("#era-timeline .era-timeline-row")
+    rows = [r.get_attribute("data-bucket") for r in page.locator("#era-timeline .era-timeline-row").all()]
+    assert sorted(r for r in rows if r in applied) == applied  # the same split as the CLI's
+    years = page.locator("#era-param-era_years input").first
+    years.fill("2")
+    years.press("Tab")
+    page.get_by_role("button", name="Preview").click()
+    page.wait_for_selector("#era-summary :text('changed from the current split')")
+    # the command line too starts from them, and says so
+    plan = subprocess.run([BIN, "plan", "faceset_001", *cli_args(synth_lib)], capture_output=True, text=True,
+                          timeout=300)
+    assert "settings: those of the current split (--era-years 3 --min-blur 0)" in plan.stdout, plan.stdout
+    shot(page, "settings-from-the-cli")
+
+
+def test_an_undo_in_the_era_tab_refreshes_the_face_swap_picker(synth_lib, serve, page):
+    from era_split.plugin import api
+    from era_split.plugin.host.paths import parse_remap
+
+    report = api.apply(synth_lib.root, "faceset_001", synth_lib.cache_file,
+                       remaps=[parse_remap(r) for r in synth_lib.remaps])
+    page.goto(serve(host_app(synth_lib)))
+    page.get_by_role("tab", name="Face swap").click()
+    pick(page, "swap-source", "faceset_001")
+    page.wait_for_function("() => document.querySelectorAll('#swap-target label').length > 2")
+    assert page.locator("#swap-target label").count() == 1 + len(report.result.eras)
+    page.get_by_role("tab", name="Era split").click()
+    page.get_by_role("button", name="Undo split").click()
+    page.locator("#era-undo-yes").click()
+    page.wait_for_selector("#era-summary :text('Undone')")
+    page.get_by_role("tab", name="Face swap").click()
+    page.wait_for_function("() => document.querySelectorAll('#swap-target label').length === 1")
+    assert page.locator("#swap-target label").first.inner_text().startswith("All eras")
+
+
+def test_batch_says_no_era_and_keeps_each_faceset_s_settings(synth_lib, serve, page):
+    """faceset_002 was split with an era size nothing reaches: batch splits it again
+    with that setting, and says it got no era instead of "ok"."""
+    out = subprocess.run([BIN, "apply", "faceset_002", *cli_args(synth_lib), "--anchor-min", "5000", "--force"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "no era" in out.stdout, out.stdout + out.stderr
+    page.goto(serve(host_app(synth_lib)))
+    page.get_by_role("tab", name="Batch").click()
+    page.get_by_role("button", name="Run batch").click()
+    page.wait_for_selector("#batch-confirm-text :text('each with the settings it was split with')")
+    page.locator("#batch-confirm-yes").click()
+    page.wait_for_selector("#batch-summary :text('1 no era')")
+    page.wait_for_function(
+        "() => (document.querySelector('#batch-results') || {}).innerText?.includes('faceset_002')")
+    table = page.locator("#batch-results").inner_text()
+    table = table[table.rindex("message"):]  # gradio 5.9.1 also renders a hidden measuring copy first
+    assert table.count("no era") == 1 and "faceset_002: wrote 0 eras" in table, table
+    assert table.index("no era") > table.index("faceset_002") > table.index("ok"), table
+    assert "--anchor-min 5000" in table, table  # batch split it with its own settings

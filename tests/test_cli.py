@@ -210,3 +210,21 @@ def test_ui_command_serves_on_loopback(synth_lib):
 def test_ui_command_refuses_a_bad_library(tmp_path):
     proc = run("ui", "--library", str(tmp_path / "nope"), "--cache", "x.npz", check=False)
     assert proc.returncode == 2 and "library folder not found" in proc.stderr
+
+
+def test_version_and_the_scan_eta_waits_for_a_measured_pace():
+    import io
+
+    from era_split.plugin.faces.scan import ScanProgress
+
+    proc = run("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("era-split ")
+    out = io.StringIO()
+    progress = ScanProgress(out)
+    progress(1, 1000, 1)  # the first result: it includes loading the models
+    assert "eta_s=-" in out.getvalue()  # no guess from it
+    progress.last = 0
+    for done in range(2, 10):
+        progress(done, 1000, done)
+        progress.last = 0
+    assert "eta_s=-" not in out.getvalue().splitlines()[-1]

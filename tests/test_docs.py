@@ -23,6 +23,14 @@ def test_ci_runs_the_readmes_test_command():
     assert cmd in open(README).read()
 
 
+def test_ci_checks_the_readmes_install_into_roop():
+    """The command whose effect on roop's environment CI checks is the README's."""
+    ci = open(CI).read()
+    cmd = re.search(r'^ROOP_INSTALL="(.*)"$', ci, re.M).group(1)
+    assert cmd in section(README, "## Use it inside roop-unleashed")
+    assert "-c /tmp/roop-pins.txt" in cmd and "[scan]" not in cmd
+
+
 @pytest.mark.parametrize("flag", sorted(PARAM_FLAGS))
 def test_every_method_flag_is_documented(flag):
     assert f"`{flag}`" in open(REFERENCE).read()
@@ -111,3 +119,18 @@ def test_roop_snippet_builds_the_tab_inside_a_roop_style_blocks(synth_lib):
     assert "Era split" in labels and "Faceset" in labels and "Era buckets (oldest first)" in labels
     dropdown = next(b for b in ui.blocks.values() if getattr(b, "label", None) == "Faceset")
     assert [c[0] if isinstance(c, tuple) else c for c in dropdown.choices] == ["faceset_001", "faceset_002"]
+
+
+def test_the_guide_writes_nothing_into_the_clone():
+    """Every library, cache and demo folder the README's commands name lives outside
+    the clone (in the home folder, or the roop folder)."""
+    text = open(README).read()
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+    assert blocks
+    for flag, path in re.findall(r"(--cache|--library)\s+(\S+)", "\n".join(blocks)):
+        assert path.startswith(("~/", "/")), (flag, path)
+    assert "era-split demo\n" in text or "era-split demo`" in text  # the demo's default folder:
+    from era_split.ui.cli import build_parser
+
+    demo = build_parser()._subparsers._group_actions[0].choices["demo"]  # noqa: SLF001
+    assert next(a.default for a in demo._actions if a.dest == "dir").startswith("~/")  # noqa: SLF001

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.request
 import zipfile
@@ -27,6 +28,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BIN = os.path.join(os.path.dirname(sys.executable), "era-split")
+SHOTS = os.environ.get("ERA_SPLIT_SCREENSHOTS") or os.path.join(tempfile.gettempdir(), "era-split-screenshots")
 REQUIRED = os.environ.get("ERA_SPLIT_REQUIRE_ROOP") == "1"
 CHROMIUM = os.environ.get("ERA_SPLIT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -203,7 +205,22 @@ def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
             page.locator("#roop-era-target label").first.click()
             page.wait_for_selector("#roop-era-loaded :text('person_all.fsz')")
             assert "1 faceset of 3 faces" in page.locator("#roop-era-loaded").inner_text()
-            page.screenshot(path=os.path.join(ROOT, "screenshots", "roop-face-swap.png"), full_page=True)
+            os.makedirs(SHOTS, exist_ok=True)
+            page.screenshot(path=os.path.join(SHOTS, "roop-face-swap.png"), full_page=True)
+
+            # an undo in the Era split tab while roop swaps with an era: the panel
+            # lists no era any more, and roop's source faces are the original again
+            page.locator("#roop-era-target label").nth(1).click()
+            page.wait_for_selector("#roop-era-loaded :text('person_2010-11_top8.fsz')")
+            page.get_by_role("tab", name="Era split").click()
+            page.wait_for_selector("#era-status :text('already split')")
+            page.get_by_role("button", name="Undo split").click()
+            page.locator("#era-undo-yes").click()
+            page.wait_for_selector("#era-summary :text('Undone')")
+            page.get_by_role("tab", name="Face Swap").click()
+            page.wait_for_selector("#roop-era-loaded :text('is gone')")
+            assert "person_all.fsz" in page.locator("#roop-era-loaded").inner_text()
+            assert page.locator("#roop-era-target label").all_inner_texts() == ["All eras (the original faceset)"]
 
             # the Era split tab, readable under roop's CSS, and the batch entry
             page.get_by_role("tab", name="Era split").click()

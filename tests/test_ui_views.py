@@ -30,8 +30,17 @@ def test_inputs_are_parsed_and_checked():
     values[2] = 0.6
     assert views.params_from_values(values).subcluster == 0.6
     values[0] = 9
-    with pytest.raises(ValueError, match=r"Recovery radius \(blank: calibrated\): must be a finite number in \[0, 2\], got 9.0"):
+    with pytest.raises(ValueError, match=r"Recovery radius: must be a finite number in \[0, 2\], got 9.0"):
         views.params_from_values(values)
+    values = views.default_values()
+    assert values[11] == "" and values[10] == ""  # the gate's limits: blank, worked out per faceset
+    values[11] = "0"  # but a sharpness limit of 0 is a wish: no sharpness gate
+    assert views.params_from_values(values).min_blur == 0
+    values[11] = " 12.5 "
+    assert views.params_from_values(values).min_blur == 12.5
+    # the boxes of stored settings give back the same settings
+    stored = {"min_blur": 0.0, "era_years": 3, "subcluster": 0.5}
+    assert views.params_from_values(views.values_from_settings(stored)).settings() == stored
     values = views.default_values()
     values[6] = None  # the year weight has no derived value
     with pytest.raises(ValueError, match="Year weight .* is empty"):

@@ -71,13 +71,15 @@ def _add_param_args(p: argparse.ArgumentParser) -> None:
         g.add_argument(flag, dest=name, type=typ, default=None, help=f"{text} (default: {shown})")
 
 
-def _params(args: argparse.Namespace) -> SplitParams:
+def _given(args: argparse.Namespace) -> dict:
+    """The method flags given on the command line (checked here, once)."""
     given = {name: getattr(args, name) for name, _, _ in PARAM_FLAGS.values() if getattr(args, name) is not None}
     try:
-        return SplitParams(**given)
+        SplitParams(**given)
     except ParamError as exc:
         flag = next((f for f, (name, _, _) in PARAM_FLAGS.items() if name == exc.field), exc.field)
         raise EraSplitError(None, f"{flag} {exc.problem}") from None
+    return given
 
 
 def _sources(args: argparse.Namespace) -> dict:
@@ -100,9 +102,10 @@ class _Progress:
         print(f"  {stage}: {done}/{total}", file=sys.stderr, flush=True)
 
 
-def format_report(result: SplitResult, verbose: bool = False) -> str:
+def format_report(result: SplitResult, verbose: bool = False, settings: str = "") -> str:
     """The split in the user's words: what was found, what became eras, what was
-    left out and why, what to change. ``verbose`` adds the method's own terms."""
+    left out and why, what to change; ``settings`` says where the settings came
+    from. ``verbose`` adds the method's own terms."""
     c = result.counts
     found = c["recovered"]
     extra = max(0, found - c["seed"])
@@ -117,6 +120,8 @@ def format_report(result: SplitResult, verbose: bool = False) -> str:
         f"  left out: {explain.left_out_text(c['left_out'])}",
         f"  photos: {c['dated_paths']} of {c['paths']} dated",
     ]
+    if settings:
+        lines.append(f"  {settings}")
     if c.get("claimed_by_others"):
         lines.append(f"  not taken: {plural(c['claimed_by_others'], 'face')} near the person that look more "
                      "like someone else's photos")
@@ -163,9 +168,11 @@ def _faceset_names(args: argparse.Namespace) -> list[str]:
     return list(dict.fromkeys(args.faceset))
 
 
-def _report_json(result: SplitResult, report=None) -> dict:
+def _report_json(result: SplitResult, report=None, settings=None) -> dict:
     out = result.to_json()
     out["hints"] = explain.hints(result.counts, result.params)
+    if settings is not None:
+        out["settings"] = settings.to_json()
     if report is not None:
         out["written"] = report.written
         out["removed"] = report.removed
@@ -186,37 +193,39 @@ def _crop_checker(args: argparse.Namespace):
     return args._checker
 
 
-def _one(args, name, params, write, cache, progress):
-    """(SplitResult, ApplyReport or None) of one faceset."""
+def _one(args, name, given, write, cache, progress):
+    """(SplitResult, ApplyReport or None, Settings) of one faceset: it starts from
+    the settings its current split was applied with, the flags given on top."""
     from ..plugin import api
 
+    settings = api.settings_for(args.library, name, given, fresh=args.defaults)
     kwargs = dict(progress=progress, force=args.force, **_sources(args))
     if write:
-        report = api.apply(args.library, name, cache, params, check_crop=_crop_checker(args), **kwargs)
-        return report.result, report
-    return api.plan(args.library, name, cache, params, **kwargs), None
+        report = api.apply(args.library, name, cache, settings.params, check_crop=_crop_checker(args), **kwargs)
+        return report.result, report, settings
+    return api.plan(args.library, name, cache, settings.params, **kwargs), None, settings
 
 
 def cmd_plan(args: argparse.Namespace, write: bool) -> int:
-    params = _params(args)
+    given = _given(args)
     names = _faceset_names(args)
     if len(names) == 1:
-        result, report = _one(args, names[0], params, write, args.cache, _Progress())
+        result, report, settings = _one(args, names[0], given, write, args.cache, _Progress())
         if report is not None:
             for w in report.warnings:
                 print(f"warning: {w}", file=sys.stderr)
         if args.json:
-            print(json.dumps(_report_json(result, report), indent=2))
+            print(json.dumps(_report_json(result, report, settings), indent=2))
         else:
-            print(format_report(result, verbose=args.verbose))
+            print(format_report(result, verbose=args.verbose, settings=settings.words()))
             if report is not None:
                 print(f"\nwrote {plural(len(report.written), 'faceset')} into {args.library}"
                       + (f" (replaced {len(report.removed)})" if report.removed else ""))
         return 0
-    return _many(args, names, params, write)
+    return _many(args, names, given, write)
 
 
-def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> int:
+def _many(args: argparse.Namespace, names: list[str], given: dict, write: bool) -> int:
     """Several facesets in one process: the cache is loaded once, one progress line
     each, a failure reported and the rest still done."""
     from ..plugin.api import load_for
@@ -226,7 +235,7 @@ def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> in
     for i, name in enumerate(names, 1):
         started = time.monotonic()
         try:
-            result, report = _one(args, name, params, write, cache, None)
+            result, report, settings = _one(args, name, given, write, cache, None)
         except EraSplitError as exc:
             failed += 1
             rows.append((name, "-", "-", "-", "-", f"FAILED: {exc}"))
@@ -241,7 +250,7 @@ def _many(args: argparse.Namespace, names: list[str], params, write: bool) -> in
         years = ", ".join(span_text(b.span) for b in by_years(result.eras)) or "-"
         left = explain.left_out_text({k: v for k, v in result.counts["left_out"].items()})
         rows.append((name, str(len(result.eras)), years, str(faces), left, f"{what} {note}".strip()))
-        reports.append(_report_json(result, report))
+        reports.append(_report_json(result, report, settings))
         print(f"  [{i}/{len(names)}] {name}: {plural(len(result.eras), 'era')}, "
               f"{plural(len(result.thin), 'thin bucket')} ({time.monotonic() - started:.2f} s)",
               file=sys.stderr, flush=True)
@@ -484,7 +493,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..plugin import api
     from ..plugin.generate import synth
 
-    out = os.path.abspath(args.dir)
+    out = os.path.abspath(os.path.expanduser(args.dir))
     if os.path.exists(out) and not os.path.isdir(out):
         raise EraSplitError(out, "exists and is not a folder; pick another place for the demo")
     lib = synth.demo_library(out, synth.SynthSpec(seed=args.seed), say=lambda m: print(m, file=sys.stderr))
@@ -496,11 +505,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  {rel}/")
     exe, q = _executable(), shlex.quote
     src = f"--library {q(lib.root)} --cache {q(lib.cache_file)} --remap {q(lib.remaps[0])}"
+    recorded = lib.remaps[0].split("=", 1)[0]
     print(
         "\nthe same from the command line, and the UI (paste as they are):\n"
         f"  {q(exe)} plan faceset_001 {src}\n"
         f"  {q(exe)} apply faceset_001 {src}\n"
-        f"  {q(exe)} ui {src}"
+        f"  {q(exe)} ui {src}\n"
+        f"\nThe demo's cache records its photos under {recorded}, as a cache scanned on a Windows PC\n"
+        f"would: --remap says where they are now. faceset_002 is a second person of the same photos,\n"
+        f"so `plan --all` has two facesets to split."
     )
     return 0
 
@@ -570,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true",
                        help="go on when most photos cannot be read, and let a split that lost most "
                             "of its faces replace the current one")
+        p.add_argument("--defaults", action="store_true",
+                       help="start from the default settings, not from those the current split was "
+                            "applied with (the flags given still apply)")
     p = sub.add_parser("scan", help="find and embed every face of your photos into the embedding cache",
                        description="Find and embed every face under PHOTOS folders with insightface "
                                    "(the same model pack as the host); incremental and resumable. "
@@ -645,7 +661,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write a small generated library and split it",
                        description="Write a small generated library (drawn faces over fifteen years, real "
                                    "JPEGs with dates) and split it.")
-    p.add_argument("dir", nargs="?", default="era-split-demo", help="folder to create (default: ./era-split-demo)")
+    p.add_argument("dir", nargs="?", default="~/era-split-demo",
+                   help="folder to create (default: ~/era-split-demo, in your home folder)")
     p.add_argument("--seed", type=int, default=7, help=argparse.SUPPRESS)
     return parser
 

@@ -3,10 +3,17 @@
 ``build_era_tab`` adds its components to the *current* Blocks, so one builder
 serves a host tab, the standalone app and ``.render()``. Per-user data lives in
 ``gr.State``; handlers are thin wrappers around the core.
+
+A faceset's settings travel with its split: picking a faceset fills the boxes
+with the settings its current split was applied with (the CLI's included), so
+Preview shows that split again and Apply writes it again unless a box is
+changed. After an apply or an undo the tab's ``changed`` box takes a new value;
+other views of the same faceset (the roop panel, a host's picker) listen to it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,6 +24,7 @@ from ..plugin import api
 from ..plugin.errors import EraSplitError
 from ..plugin.host import status as library_status
 from ..plugin.host.writer import apply_split, undo_report
+from ..plugin.split.params import OPTIONAL
 from . import views
 
 
@@ -35,6 +43,9 @@ class EraTab:
     timeline: gr.HTML
     thin: gr.Dataframe
     state: gr.State
+    changed: gr.Textbox  # a new value after every apply or undo: "<faceset> <time>"
+    pick: Callable  # pick(name) -> the updates of ``picked`` (status, settings boxes)
+    picked: list  # the components pick() fills
 
 
 def build_era_tab(
@@ -48,20 +59,42 @@ def build_era_tab(
     names = views.host_faceset_names(context.library)
     sources = context.sources()
 
+    def stored(name):
+        return api.settings_for(context.library, name) if name else None
+
+    def status_text(name) -> str:
+        text = library_status.split_status(context.library, name)
+        settings = stored(name)
+        if settings is not None and settings.problem:
+            text += f"  \n{settings.problem}; the boxes show the defaults."
+        elif settings is not None and settings.stored:
+            text += f"  \nSettings below: those of the current split ({views.settings_words(settings.stored)})."
+        return text
+
+    first = names[0] if names else None
+    start = stored(first)
+    start_settings = start.params.settings() if start is not None else {}
     with gr.Row():
-        faceset = gr.Dropdown(names, value=names[0] if names else None, label="Faceset", scale=3)
+        faceset = gr.Dropdown(names, value=first, label="Faceset", scale=3)
         refresh = gr.Button("Refresh list", scale=1)
-    status = gr.Markdown(library_status.split_status(context.library, names[0] if names else None), elem_id="era-status")
-    with gr.Accordion("Parameters (blank: calibrated from the faceset; the summary shows the values used)", open=False):
+    status = gr.Markdown(status_text(first), elem_id="era-status")
+    with gr.Accordion("Settings (they start from those of the faceset's current split; a blank box is "
+                      "worked out from the faceset, and the summary shows the values used)", open=False,
+                      elem_id="era-settings"):
         with gr.Row():
-            inputs = [
-                gr.Number(value=v, label=label, precision=0 if kind is int else None, min_width=140)
-                for (_, label, kind), v in zip(views.PARAM_FIELDS, views.default_values())
-            ]
+            inputs = []
+            for (name, label, kind), value in zip(views.PARAM_FIELDS, views.values_from_settings(start_settings)):
+                if name in OPTIONAL:
+                    inputs.append(gr.Textbox(value=value, label=label, placeholder=views.blank_hint(name),
+                                             min_width=140, elem_id=f"era-param-{name}"))
+                else:
+                    inputs.append(gr.Number(value=value, label=label, precision=0 if kind is int else None,
+                                            min_width=140, elem_id=f"era-param-{name}"))
         with gr.Row():
-            method_choice = gr.Radio(["era", "seed"], value="era", elem_id="era-method",
+            method_choice = gr.Radio(["era", "seed"], value=start_settings.get("method", "era"),
+                                     elem_id="era-method",
                                      label="Method: era (eras hold their years) or seed (the write-up's rule)")
-            undated = gr.Radio(["standalone", "attach"], value="standalone",
+            undated = gr.Radio(["standalone", "attach"], value=start_settings.get("undated_fragments", "standalone"),
                                label="Seed method: undated fragments (year rule cannot be checked)")
     with gr.Row():
         preview = gr.Button("Preview", variant="secondary")
@@ -83,6 +116,7 @@ def build_era_tab(
         thin = gr.Dataframe(headers=views.BUCKET_HEADERS, label="Thin fragments", interactive=False,
                             elem_id="era-thin")
     state = gr.State(None)  # (faceset, requested params, SplitResult) of the last preview
+    changed = gr.Textbox(visible=False, elem_id="era-changed")
 
     def params_or_error(values: list, mode: str, how: str):
         try:
@@ -90,8 +124,19 @@ def build_era_tab(
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
+    def settings_line(name, params) -> str:
+        """Where the settings of a preview or apply came from, in the tab's words."""
+        settings = stored(name)
+        asked = params.settings()
+        if settings is not None and settings.stored is not None:
+            if asked == settings.stored:
+                return f"Settings: those of the current split ({views.settings_words(asked)})."
+            return (f"Settings: changed from the current split's ({views.settings_words(settings.stored)}) "
+                    f"to {views.settings_words(asked)}.")
+        return f"Settings: {views.settings_words(asked)}."
+
     def show(key, result):
-        return (*key, result), views.summary_markdown(result)
+        return (*key, result), views.summary_markdown(result, settings_line(key[0], key[1]))
 
     def render(last):
         """The views of the last preview or apply (a second step, so that only the
@@ -135,7 +180,8 @@ def build_era_tab(
             gr.Warning(warning)
         gr.Info(f"Wrote {len(report.written)} facesets for {name}.")
         last, text = show(key, report.result)
-        return last, text + f"  \n**Applied**: wrote {views.plural(len(report.written), 'faceset')}."
+        return (last, text + f"  \n**Applied**: wrote {views.plural(len(report.written), 'faceset')}.",
+                f"{name} {time.time()}")
 
     def on_ask_undo(name):
         if not name:
@@ -156,22 +202,32 @@ def build_era_tab(
             raise gr.Error(str(exc)) from None
         for warning in warnings:
             gr.Warning(warning)
-        return gr.update(visible=False), f"**Undone**: removed {views.plural(len(removed), 'era and thin faceset')} of {name}."
+        return (gr.update(visible=False),
+                f"**Undone**: removed {views.plural(len(removed), 'era and thin faceset')} of {name}.",
+                f"{name} {time.time()}")
 
+    def pick(name):
+        """The status and the settings boxes of a faceset (its current split's settings)."""
+        settings = stored(name)
+        asked = settings.params.settings() if settings is not None else {}
+        return (status_text(name), *views.values_from_settings(asked),
+                asked.get("method", "era"), asked.get("undated_fragments", "standalone"))
+
+    picked = [status, *inputs, method_choice, undated]
     views_out = [buckets, gallery, timeline, thin]
-    status_of = lambda name: library_status.split_status(context.library, name)  # noqa: E731
     preview.click(on_preview, [faceset, method_choice, undated, *inputs], [state, summary],
                   show_progress="full").then(render, [state], views_out, show_progress="hidden")
-    apply.click(on_apply, [state, faceset, method_choice, undated, *inputs], [state, summary],
+    apply.click(on_apply, [state, faceset, method_choice, undated, *inputs], [state, summary, changed],
                 show_progress="full").then(render, [state], views_out, show_progress="hidden").then(
-                status_of, [faceset], [status], show_progress="hidden")
+                pick, [faceset], picked, show_progress="hidden")
     undo.click(on_ask_undo, [faceset], [confirm_box, confirm_text])
     confirm_no.click(lambda: gr.update(visible=False), None, [confirm_box])
-    confirm_yes.click(on_undo, [faceset], [confirm_box, summary]).then(
-        status_of, [faceset], [status], show_progress="hidden")
-    faceset.change(status_of, [faceset], [status], show_progress="hidden")
+    confirm_yes.click(on_undo, [faceset], [confirm_box, summary, changed]).then(
+        pick, [faceset], picked, show_progress="hidden")
+    faceset.change(pick, [faceset], picked, show_progress="hidden")
     refresh.click(lambda: gr.update(choices=views.host_faceset_names(context.library)), None, [faceset])
-    return EraTab(faceset, status, preview, apply, undo, summary, buckets, gallery, timeline, thin, state)
+    return EraTab(faceset, status, preview, apply, undo, summary, buckets, gallery, timeline, thin, state,
+                  changed, pick, picked)
 
 
 def era_tab_app(context: HostContext) -> gr.Blocks:

@@ -4,7 +4,9 @@ picker), Batch (batch-menu entries) and every plugin tab."""
 
 from __future__ import annotations
 
+import time
 import traceback
+from dataclasses import dataclass
 
 import gradio as gr
 import pluggy
@@ -38,7 +40,9 @@ def _original_fsz(context: HostContext, name: str) -> str:
     return f"{lib.folder_of(entry)}/{name}_all.fsz"
 
 
-def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
+def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple:
+    """The Face swap tab; returns its refresh event (fn, inputs, outputs), which the
+    host fires when a plugin tab changes a split."""
     names = host_faceset_names(context.library)
     with gr.Row():
         source = gr.Dropdown(names, value=None, label="Source faceset", elem_id="swap-source", scale=3)
@@ -130,9 +134,15 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
     confirm_yes.click(lambda: gr.update(visible=False), None, [confirm_box]).then(
         on_confirmed, [pending], [action_result, ran]).then(
         lambda: None, None, [pending]).then(after, [source, ran], outputs)
+    return on_source, [source], outputs
 
 
-def build_batch_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
+@dataclass
+class BatchTab:
+    changed: gr.Textbox  # a new value after every batch run
+
+
+def build_batch_tab(context: HostContext, pm: pluggy.PluginManager) -> BatchTab:
     actions = flatten(pm.hook.batch_actions(context=context))
     labels = [a.label for a in actions]
     with gr.Row():
@@ -173,37 +183,49 @@ def build_batch_tab(context: HostContext, pm: pluggy.PluginManager) -> None:
     run.click(on_ask, [choice], [confirm_box, confirm_text])
     confirm_no.click(lambda: gr.update(visible=False), None, [confirm_box])
     rows = gr.State([])
+    changed = gr.Textbox(visible=False, elem_id="batch-changed")
     confirm_yes.click(lambda: gr.update(visible=False), None, [confirm_box]).then(
         on_run, [choice], [summary, rows], show_progress="full").then(
-        lambda r: r, [rows], [table], show_progress="hidden")
+        lambda r: (r, str(time.time())), [rows], [table, changed], show_progress="hidden")
+    return BatchTab(changed)
 
 
-def build_plugin_tabs(context: HostContext, pm: pluggy.PluginManager) -> None:
-    """Every plugin tab; a broken plugin shows its error instead of killing the app."""
+def build_plugin_tabs(context: HostContext, pm: pluggy.PluginManager) -> list:
+    """Every plugin tab; a broken plugin shows its error instead of killing the app.
+    Returns what each tab's build() returned (the era tab's handles, say)."""
     try:
         tabs = flatten(pm.hook.register_tabs(context=context))
     except Exception as exc:
         with gr.Tab("Plugin error"):
             gr.Markdown(f"A plugin failed to list its tabs: `{exc}`")
-        return
+        return []
+    built = []
     for tab in tabs:
-        with gr.Tab(tab.title):
+        with gr.Tab(tab.title, id=tab.title):
             try:
-                tab.build()
+                built.append(tab.build())
             except Exception as exc:
                 gr.Markdown(f"**The plugin tab {tab.title!r} failed to load:** `{exc}`")
                 traceback.print_exc()
+    return built
 
 
 def build_host_app(context: HostContext, pm: pluggy.PluginManager | None = None) -> gr.Blocks:
+    """The reference host. It opens on the Era split tab, where the README sends a
+    user; the Face swap tab's picker is refreshed whenever a split changes."""
     pm = pm or get_plugin_manager()
     with gr.Blocks(title="Face swap host (Era Split reference)") as app:
         gr.Markdown(f"### Face swap — library `{context.library}`")
-        with gr.Tab("Face swap"):
-            build_face_swap_tab(context, pm)
-        with gr.Tab("Batch"):
-            build_batch_tab(context, pm)
-        build_plugin_tabs(context, pm)
+        with gr.Tabs(selected="Era split"):
+            with gr.Tab("Face swap", id="Face swap") as swap_tab:
+                refresh = build_face_swap_tab(context, pm)
+            with gr.Tab("Batch", id="Batch"):
+                batch = build_batch_tab(context, pm)
+            built = build_plugin_tabs(context, pm)
+        swap_tab.select(*refresh)
+        for handles in [batch, *built]:
+            if hasattr(handles, "changed"):  # a tab that signals when it changes a split
+                handles.changed.change(*refresh, show_progress="hidden")
     return app
 
 

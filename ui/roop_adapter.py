@@ -57,11 +57,13 @@ def launch(roop_dir: str, argv: list[str]) -> None:
     context = HostContext(config["library"], config["cache"], tuple(config.get("remaps", ())))
     face_swap, face_mgr = roop_main.faceswap_tab, roop_main.facemgr_tab
 
+    wiring: dict = {}  # the panel's refresh, for the Era split tab built after it
+
     def face_swap_with_eras() -> None:
         face_swap()
         tab = [c for c in gr.context.Context.block.children if isinstance(c, gr.Tab)][-1]
         with tab:
-            panel = build_roop_panel(context, config["models"], tab, faceswap)
+            panel = build_roop_panel(context, config["models"], tab, faceswap, wiring)
         if panel is not None:
             _move_below(tab, panel, _find(tab, gr.Files, "Source Images or Facesets"))
 
@@ -71,9 +73,15 @@ def launch(roop_dir: str, argv: list[str]) -> None:
             gr.HTML(READABLE)
             handles = build_era_tab(context)
             with gr.Accordion("Split all facesets by era", open=False, elem_id="roop-era-batch"):
-                build_batch_tab(context, get_plugin_manager())
-        # the library changes while roop runs (a split in Face Swap): list it anew on opening
-        tab.select(_current_facesets(context), [handles.faceset], [handles.faceset], show_progress="hidden")
+                batch = build_batch_tab(context, get_plugin_manager())
+        # the library changes while roop runs (a split in Face Swap): list it anew on opening,
+        # with the picked faceset's status and settings
+        tab.select(_current_facesets(context), [handles.faceset], [handles.faceset], show_progress="hidden").then(
+            handles.pick, [handles.faceset], handles.picked, show_progress="hidden")
+        # and every split or undo here refreshes the Face Swap panel (its picker, roop's source faces)
+        if "refresh" in wiring:
+            handles.changed.change(*wiring["refresh"], show_progress="hidden")
+            batch.changed.change(*wiring["refresh"], show_progress="hidden")
 
     roop_main.faceswap_tab = face_swap_with_eras
     roop_main.facemgr_tab = face_mgr_then_eras
@@ -152,8 +160,10 @@ def name_for(upload: str) -> str:
     return stem or "faceset"
 
 
-def build_roop_panel(context: HostContext, models: str, tab, faceswap):
-    """The Era Split panel inside roop's Face Swap tab; returns its block."""
+def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: dict | None = None):
+    """The Era Split panel inside roop's Face Swap tab; returns its block. Its
+    refresh event (inputs, outputs) is left in ``wiring["refresh"]`` for the views
+    that change a split elsewhere."""
     sources = _find(tab, gr.Files, "Source Images or Facesets")
     input_faces = _find(tab, gr.Gallery, "Input faces gallery")
     if sources is None or input_faces is None:
@@ -172,6 +182,7 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
         loaded = gr.Markdown(elem_id="roop-era-loaded")
     uploaded = gr.State(None)  # an uploaded .fsz not in the library yet
     variants = gr.State([])
+    loaded_path = gr.State(None)  # the bundle the panel loaded into roop's source faces
 
     def on_sources(files, pending):
         """A .fsz loaded in roop's source files becomes the faceset to split.
@@ -207,13 +218,18 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
                 got = import_faceset(upload, name, context.library, context.cache,
                                      spec_for(models, context.cache))
                 imported = f"  \nFrom your .fsz: {got.summary()}."
-            report = api.apply(context.library, name, context.cache, progress=step, **context.sources())
+            settings = api.settings_for(context.library, name)
+            report = api.apply(context.library, name, context.cache, settings.params, progress=step,
+                               **context.sources())
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None
         r = report.result
         hints = "".join(f"  \n⚠ {h}" for h in explain.hints(r.counts, r.params))
+        used = settings.words().split(";")[0]
         return (gr.update(choices=host_faceset_names(context.library), value=name), None,
-                f"**{name}**: {explain.summary_line(r)}.{hints}{imported}")
+                f"**{name}**: {explain.summary_line(r)}.{hints}{imported}"
+                + (f"  \n{used[0].upper() + used[1:]} (change them in the Era split tab)." if used else
+                   "  \nSettings: the defaults (change them in the Era split tab)."))
 
     def on_faceset(name):
         if not name or name.endswith(UPLOADED):
@@ -224,17 +240,12 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
         return (gr.update(choices=choices, value=None), variant_cards_html(found),
                 [(v.name, v.top_fsz or v.fsz) for v in found])
 
-    def on_target(name, chosen, found):
-        """Replace roop's source faces with the chosen era, through roop's loader."""
-        if not name or not chosen:
-            return gr.update(), ""
-        if chosen == ALL_ERAS:
-            lib = open_library(context.library)
-            path = os.path.join(lib.folder_of(lib.find_faceset(name)), f"{name}_all.fsz")
-        else:
-            path = next((f for n, f in found if n == chosen), None)
-        if not path or not os.path.isfile(path):
-            raise gr.Error(f"No bundle to load for {chosen}.")
+    def original(name):
+        lib = open_library(context.library)
+        return os.path.join(lib.folder_of(lib.find_faceset(name)), f"{name}_all.fsz")
+
+    def load(path):
+        """roop's source faces from ``path``, through roop's own loader."""
         import roop.globals
 
         import ui.globals
@@ -246,9 +257,33 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap):
         return result[2], (f"roop's source faces now: {plural(len(roop.globals.INPUT_FACESETS), 'faceset')} "
                            f"of {plural(faces, 'face')}, from `{os.path.basename(path)}`")
 
+    def on_target(name, chosen, found, was):
+        """Replace roop's source faces with the chosen era, through roop's loader."""
+        if not name or not chosen:
+            return gr.update(), "", was
+        path = original(name) if chosen == ALL_ERAS else next((f for n, f in found if n == chosen), None)
+        if not path or not os.path.isfile(path):
+            raise gr.Error(f"No bundle to load for {chosen}.")
+        return (*load(path), path)
+
+    def on_changed(name, was):
+        """A split or undo elsewhere: the picker anew, and roop's source faces back to
+        the original faceset when the era they came from is gone."""
+        target_, thumbs, found = on_faceset(name)
+        if not was or os.path.isfile(was) or not name:
+            return target_, thumbs, found, gr.update(), gr.update(), was
+        gallery, text = load(original(name))
+        return (target_, thumbs, found, gallery,
+                f"The era roop was swapping with is gone (its split was undone or redone): {text}",
+                original(name))
+
     sources.change(on_sources, [sources, uploaded], [faceset, uploaded], show_progress="hidden")
     split.click(on_split, [faceset, uploaded], [faceset, uploaded, status]).then(
         on_faceset, [faceset], [target, eras, variants], show_progress="hidden")
     faceset.change(on_faceset, [faceset], [target, eras, variants], show_progress="hidden")
-    target.change(on_target, [faceset, target, variants], [input_faces, loaded])
+    target.change(on_target, [faceset, target, variants, loaded_path], [input_faces, loaded, loaded_path])
+    refresh = (on_changed, [faceset, loaded_path], [target, eras, variants, input_faces, loaded, loaded_path])
+    tab.select(*refresh, show_progress="hidden")
+    if wiring is not None:
+        wiring["refresh"] = refresh
     return panel

@@ -18,19 +18,21 @@ from ..plugin.host.crops import open_displayed, render_crop
 from ..plugin.host.library import open_library
 from ..plugin.labels import plural, span_text
 from ..plugin.results import Bucket, SplitResult, by_years
+from ..plugin.split.calibrate import SEED
 from ..plugin.split.params import OPTIONAL, ParamError, SplitParams
 
-# (field, label, kind) in the order the tab shows them
+# (field, label, kind) in the order the tab shows them; the fields in OPTIONAL are
+# text boxes that may stay blank (derived per faceset), the others numbers
 PARAM_FIELDS = [
-    ("recovery", "Recovery radius (blank: calibrated)", float),
-    ("tighten", "Tighten radius (blank: calibrated)", float),
-    ("subcluster", "Sub-cluster threshold (blank: calibrated)", float),
-    ("anchor_min", "Anchor size (0 or blank: scaled to the identity)", int),
-    ("fragment_dist", "Fragment max distance (blank: calibrated)", float),
+    ("recovery", "Recovery radius", float),
+    ("tighten", "Tighten radius", float),
+    ("subcluster", "Sub-cluster threshold", float),
+    ("anchor_min", "Anchor size", int),
+    ("fragment_dist", "Fragment max distance", float),
     ("fragment_years", "Seed method: fragment max years apart", int),
     ("year_weight", "Year weight (distance per year apart)", float),
     ("era_years", "Era half-width (years)", int),
-    ("undated_dist", "Undated face max distance (blank: calibrated)", float),
+    ("undated_dist", "Undated face max distance", float),
     ("other_gap", "Other-person gap", float),
     ("min_face", "Min face size (px)", float),
     ("min_blur", "Min sharpness", float),
@@ -39,6 +41,8 @@ PARAM_FIELDS = [
     ("size", "Crop size (px)", int),
     ("top", "Top-N bundle size", int),
 ]
+BLANK = {"anchor_min": "blank: scaled to the faceset"}  # what a blank box means, per field
+ZERO_IS_BLANK = {"anchor_min", *SEED}  # a radius or an era size of 0 keeps nothing: never a wish
 
 
 BUCKET_HEADERS = ["name", "faces", "dominant year", "span", "anchor", "why"]
@@ -67,10 +71,10 @@ def params_from_values(
     """SplitParams from the tab's inputs; raises ValueError with a readable message."""
     given: dict[str, object] = {"undated_fragments": undated_fragments, "method": method}
     for (name, label, kind), value in zip(PARAM_FIELDS, values):
-        if name in OPTIONAL and value in (None, "", 0):
-            # derived per identity; a blank Number arrives as 0 on some gradio versions,
-            # and a radius, threshold or era size of 0 would keep nothing: never a wish
-            continue
+        if isinstance(value, str):
+            value = value.strip()
+        if name in OPTIONAL and (value in (None, "") or (name in ZERO_IS_BLANK and value in (0, "0"))):
+            continue  # derived per faceset
         if value is None or value == "":
             raise ValueError(f"{label} is empty")
         try:
@@ -93,8 +97,27 @@ def params_from_values(
 
 
 def default_values() -> list[object]:
-    p = SplitParams()
-    return [getattr(p, name) for name, _, _ in PARAM_FIELDS]
+    return values_from_settings({})
+
+
+def values_from_settings(settings: dict) -> list[object]:
+    """The tab's boxes for ``settings`` (what differs from the defaults): a blank
+    text for a derived field, the default number for the others."""
+    p = SplitParams(**{k: v for k, v in settings.items() if k not in ("method", "undated_fragments")})
+    return [("" if getattr(p, name) is None else f"{getattr(p, name):g}") if name in OPTIONAL
+            else getattr(p, name) for name, _, _ in PARAM_FIELDS]
+
+
+def settings_words(settings: dict) -> str:
+    """``Min sharpness 0, Era half-width (years) 3`` in the tab's own labels."""
+    labels = {name: label for name, label, _ in PARAM_FIELDS}
+    labels.update({"method": "Method", "undated_fragments": "Seed method: undated fragments"})
+    return ", ".join(f"{labels.get(k, k)} {v:g}" if isinstance(v, float) else f"{labels.get(k, k)} {v}"
+                     for k, v in sorted(settings.items())) or "the defaults"
+
+
+def blank_hint(name: str) -> str:
+    return BLANK.get(name, "blank: calibrated from the faceset")
 
 
 def bucket_rows(buckets: Sequence[Bucket]) -> list[list[object]]:
@@ -106,9 +129,9 @@ def bucket_rows(buckets: Sequence[Bucket]) -> list[list[object]]:
     ]
 
 
-def summary_markdown(result: SplitResult) -> str:
-    """The split in the user's words, hints first when a limit dropped most faces;
-    the method's own figures in a collapsed *Method* section."""
+def summary_markdown(result: SplitResult, settings: str = "") -> str:
+    """The split in the user's words, hints when a limit dropped most faces, where
+    the settings came from; the method's own figures in a collapsed section."""
     c = result.counts
     p = result.params
     spans = ", ".join(span_text(b.span) for b in by_years(result.eras))
@@ -122,6 +145,8 @@ def summary_markdown(result: SplitResult) -> str:
         f"Left out: {explain.left_out_text(c['left_out'])}. {c['dated_paths']} of {c['paths']} photos dated.",
     ]
     lines += [f"⚠ {hint}" for hint in explain.hints(c, p)]
+    if settings:
+        lines.append(settings)
     method = (
         f"cache {c['cache']} → candidates {c['candidates']} → recovered {c['recovered']} → "
         f"gated {c['gated']} → survivors {c['survivors']} → clustered {c['clustered']}<br>"

@@ -221,6 +221,7 @@ def ownership(bucket: Bucket, result: SplitResult) -> dict:
         "span": list(bucket.span) if bucket.span else None,
         "anchor": bucket.anchor,
         "params_key": result.params.cache_key(),
+        "settings": result.settings,
     }
 
 

@@ -234,6 +234,15 @@ class Library:
     def era_variants(self, parent: str) -> list[dict]:
         return [e for e in self.facesets if owned_by(e, parent)]
 
+    def split_settings(self, parent: str) -> dict | None:
+        """The settings ``parent``'s current split was applied with, as its entries
+        record them; None when it is not split, or was split before settings were
+        kept. Not validated here: the caller turns them into parameters."""
+        for entry in self.facesets + self.thin_eras:
+            if owned_by(entry, parent) and "settings" in entry[OWNER]:
+                return entry[OWNER]["settings"]
+        return None
+
     def find_faceset(self, name: str) -> dict:
         for entry in self.facesets:
             if entry.get("name") == name:

@@ -94,10 +94,38 @@ class SplitParams:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+    def settings(self) -> dict:
+        """What differs from the defaults: the settings a user asked for."""
+        default = SplitParams()
+        return {k: v for k, v in self.as_dict().items() if v != getattr(default, k)}
+
+    @classmethod
+    def from_settings(cls, settings: object) -> SplitParams:
+        """Parameters from stored ``settings``; ParamError (naming the field) when a
+        name is unknown or a value out of range."""
+        if not isinstance(settings, dict):
+            raise ParamError("settings", f"must be an object, got {type(settings).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(str(k) for k in settings if k not in known)
+        if unknown:
+            raise ParamError(unknown[0], "is not a setting era-split knows")
+        return cls(**settings)
+
     def cache_key(self) -> str:
         """Stable short key of the parameters, recorded in manifests (cf. black's Mode)."""
         blob = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a parameter (``min_blur`` -> ``--min-blur``)."""
+    return "--" + name.replace("_", "-")
+
+
+def settings_text(settings: dict) -> str:
+    """``--min-blur 0 --era-years 3`` (as flags a user can paste), or ``the defaults``."""
+    return " ".join(f"{flag(k)} {v:g}" if isinstance(v, float) else f"{flag(k)} {v}"
+                    for k, v in sorted(settings.items())) or "the defaults"
 
 
 def scaled_anchor_min(survivors: int, floor: int = 3) -> int:

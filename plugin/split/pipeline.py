@@ -67,6 +67,7 @@ def analyse(
     drive is not mounted: that is refused (naming one photo and ``--remap``)
     rather than answered with a near-empty split, unless ``force``.
     """
+    requested = params.settings()
     with lap(clock, "recover"):
         seed_rows, missing_keys = cache.rows_of(list(seed_keys))
     if len(seed_rows) == 0:
@@ -203,7 +204,7 @@ def analyse(
         "left_out": dict(sorted(left_out.items())),
     }
     sizes = tuple(sorted(np.bincount(labels).tolist(), reverse=True)) if len(labels) else ()
-    return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes, cal)
+    return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes, cal, requested)
 
 
 def _make_buckets(
