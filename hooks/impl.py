@@ -174,7 +174,7 @@ def era_variants(context: HostContext, faceset: str) -> list[EraVariant]:
             name=name, parent=faceset, dom_year=meta.get("dom_year"),
             span=tuple(span) if span else None, faces=int(entry.get("faces", 0)),
             fsz=os.path.join(folder, f"{name}_all.fsz"), top_fsz=tops[0] if tops else None,
-            thumbnails=tuple(thumbs),
+            thumbnails=tuple(thumbs), look=meta.get("look", 1) if isinstance(meta.get("look", 1), int) else 1,
         ))
-    variants.sort(key=lambda v: (v.dom_year is None, v.span or (0, 0), v.name))
+    variants.sort(key=lambda v: (v.dom_year is None, v.span or (0, 0), v.look, v.name))
     return variants

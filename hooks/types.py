@@ -86,3 +86,4 @@ class EraVariant:
     fsz: str  # path of <name>_all.fsz
     top_fsz: str | None  # path of <name>_top<N>.fsz
     thumbnails: tuple[str, ...]  # paths of the best crops, best first
+    look: int = 1  # 2, 3...: another era of the same years that looks apart

@@ -89,8 +89,8 @@ def _lower(setting: str, value: float) -> str:
 def summary_line(result) -> str:
     """``3 eras (2008-10, 2011-13, 2015), 2 thin groups; left out: 4 blurry``."""
     eras = sorted(result.eras, key=lambda b: b.span or (0, 0))
-    from .labels import span_text
+    from .labels import era_text
 
-    spans = ", ".join(span_text(b.span) for b in eras)
+    spans = ", ".join(era_text(b.span, b.look) for b in eras)
     return (f"{plural(len(eras), 'era')}" + (f" ({spans})" if spans else "")
             + f", {plural(len(result.thin), 'thin group')}; left out: {left_out_text(result.counts['left_out'])}")

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 
+def era_text(span: tuple[int, int] | None, look: int = 1) -> str:
+    """How a picker names an era: ``2011``, or ``2011 · look 2`` for another era of
+    the same years that looks apart."""
+    return span_text(span) + (f" · look {look}" if look > 1 else "")
+
+
 def span_text(span: tuple[int, int] | None) -> str:
     """``2011``, ``2010-13`` within a century, ``1998-2003`` across one, ``undated``."""
     if span is None:
@@ -23,14 +29,16 @@ def plural(n: int, word: str) -> str:
 
 
 def assign_labels(
-    parent: str, spans: Sequence[tuple[int, int] | None], taken: Iterable[str]
+    parent: str, spans: Sequence[tuple[int, int] | None], taken: Iterable[str],
+    looks: Sequence[int] | None = None,
 ) -> list[str]:
-    """Labels for buckets given largest first; a label already taken (by another
-    bucket or by any existing name) gets the next free ``_vN`` suffix."""
+    """Labels for buckets given largest first: ``<parent>_<span>``, with
+    ``_look<N>`` for the N-th era of the same years (``looks``); a label already
+    taken (by another bucket or by any existing name) gets the next free ``_vN``."""
     used = set(taken)
     labels = []
-    for span in spans:
-        base = f"{parent}_{span_text(span)}"
+    for span, look in zip(spans, looks or [1] * len(spans)):
+        base = f"{parent}_{span_text(span)}" + (f"_look{look}" if look > 1 else "")
         label, n = base, 1
         while label in used:
             n += 1

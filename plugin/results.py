@@ -93,6 +93,7 @@ class Bucket:
     dom_year: int | None
     span: tuple[int, int] | None
     faces: tuple[Face, ...]  # best first
+    look: int = 1  # 2, 3...: another era of the same years, a look apart (its label says _look2)
 
     @property
     def keys(self) -> list[str]:
@@ -109,6 +110,7 @@ class Bucket:
             "span": list(self.span) if self.span else None,
             "anchor": self.anchor,
             "fragments": self.fragments,
+            "look": self.look,
         }
 
 
@@ -164,7 +166,9 @@ class Draft:
 def label_buckets(
     drafts: Sequence[Draft], *, parent: str, anchor_min: int, taken: Iterable[str]
 ) -> list[Bucket]:
-    """Name and classify drafts: largest first for ``_vN`` order; eras, then thin."""
+    """Name and classify drafts, largest first: an era whose years another era of
+    this split already names is a look apart (``_look2``: the picker says so); any
+    other clash gets ``_vN``. Eras first, then thin."""
     ordered = sorted(
         (d for d in drafts if d.faces), key=lambda d: (-len(d.faces), min(f.key for f in d.faces))
     )
@@ -172,13 +176,17 @@ def label_buckets(
     for d in ordered:
         years = np.array([f.year for f in d.faces], dtype=np.int64)
         stats.append((dominant_year(years), year_span(years)))
-    names = assign_labels(parent, [span for _, span in stats], taken)
+    kinds = ["era" if len(d.faces) >= anchor_min and d.reason not in QUARANTINED else "thin" for d in ordered]
+    looks, seen = [], {}
+    for kind, (_, span) in zip(kinds, stats):
+        n = seen.get(span, 0) + 1 if kind == "era" else 1
+        if kind == "era":
+            seen[span] = n
+        looks.append(n)
+    names = assign_labels(parent, [span for _, span in stats], taken, looks)
     buckets = [
-        Bucket(
-            name, "era" if len(d.faces) >= anchor_min and d.reason not in QUARANTINED else "thin",
-            d.reason, d.anchor, d.fragments, dom, span, d.faces,
-        )
-        for d, (dom, span), name in zip(ordered, stats, names)
+        Bucket(name, kind, d.reason, d.anchor, d.fragments, dom, span, d.faces, look)
+        for d, (dom, span), name, kind, look in zip(ordered, stats, names, kinds, looks)
     ]
     buckets.sort(key=lambda b: b.kind != "era")  # stable: eras first, each largest first
     return buckets

@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-
 from era_split.ui.cli import PARAM_FLAGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

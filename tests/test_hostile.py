@@ -7,11 +7,9 @@ import os
 
 import numpy as np
 import pytest
-
+from conftest import Face, near, save_jpeg, tree_digest, unit
 from era_split.plugin import api
 from era_split.ui.cli import main
-
-from conftest import Face, near, save_jpeg, tree_digest, unit
 
 
 def build(tiny, rng, n=30):

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 from conftest import near, unit
+from era_split.plugin.labels import assign_labels, span_text
 from era_split.plugin.split import method
 from era_split.plugin.split.calibrate import calibrate
-from era_split.plugin.labels import assign_labels, span_text
 from era_split.plugin.split.params import SplitParams, scaled_anchor_min
 from scipy.spatial.distance import squareform
 from sklearn.cluster import AgglomerativeClustering

@@ -1,8 +1,8 @@
 """No top-level ui/plugin/hooks in site-packages: roop-unleashed has its own ``ui``."""
 
 import importlib.metadata
-import os
 import importlib.util
+import os
 import subprocess
 import sys
 

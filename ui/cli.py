@@ -22,7 +22,7 @@ from typing import NoReturn
 from ..plugin import explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.paths import parse_remap
-from ..plugin.labels import plural, span_text
+from ..plugin.labels import era_text, plural
 from ..plugin.results import REASONS, SplitResult, by_years
 from ..plugin.split.calibrate import SEED
 from ..plugin.split.params import ParamError, SplitParams
@@ -109,7 +109,7 @@ def format_report(result: SplitResult, verbose: bool = False, settings: str = ""
     c = result.counts
     found = c["recovered"]
     extra = max(0, found - c["seed"])
-    spans = ", ".join(span_text(b.span) for b in by_years(result.eras))
+    spans = ", ".join(era_text(b.span, b.look) for b in by_years(result.eras))
     thin = sum(len(b.faces) for b in result.thin)
     lines = [
         f"{result.faceset}: {plural(len(result.eras), 'era')}" + (f" ({spans})" if spans else "")
@@ -149,7 +149,7 @@ def format_report(result: SplitResult, verbose: bool = False, settings: str = ""
     for b in by_years(result.eras) + by_years(result.thin):
         why = (REASONS.get(b.reason, b.reason) + (f" (+{plural(b.fragments, 'fragment')})" if b.fragments else "")
                if verbose else explain.bucket_words(b.reason))
-        lines.append(f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {span_text(b.span):<10} {why}")
+        lines.append(f"{b.name:<32} {b.kind:<5} {len(b.faces):>5} {era_text(b.span, b.look):<10} {why}")
     return "\n".join(lines)
 
 
@@ -247,7 +247,7 @@ def _many(args: argparse.Namespace, names: list[str], given: dict, write: bool) 
         what = f"wrote {len(report.written)}" if report is not None else "planned"
         if not result.eras:
             what = "no era" + (" written" if report is not None else "")
-        years = ", ".join(span_text(b.span) for b in by_years(result.eras)) or "-"
+        years = ", ".join(era_text(b.span, b.look) for b in by_years(result.eras)) or "-"
         left = explain.left_out_text({k: v for k, v in result.counts["left_out"].items()})
         rows.append((name, str(len(result.eras)), years, str(faces), left, f"{what} {note}".strip()))
         reports.append(_report_json(result, report, settings))

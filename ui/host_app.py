@@ -14,7 +14,7 @@ import pluggy
 from ..hooks.manager import flatten, get_plugin_manager
 from ..hooks.types import HostContext
 from ..plugin.host.library import open_library
-from ..plugin.labels import plural, span_text
+from ..plugin.labels import era_text, plural
 from .views import host_faceset_names, progress_adapter
 
 ALL_ERAS = "All eras (the original faceset)"
@@ -26,7 +26,7 @@ SWAP_NOTE = (
 
 
 def _variant_label(v) -> str:
-    return f"{span_text(v.span)} · {plural(v.faces, 'face')} · {v.name}"
+    return f"{era_text(v.span, v.look)} · {plural(v.faces, 'face')} · {v.name}"
 
 
 def _swap_file(v) -> str:
@@ -72,7 +72,7 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple
             return gr.update(choices=[], value=None), gr.update(choices=[], value=None), [], "", []
         variants = flatten(pm.hook.era_variants(context=context, faceset=name))
         choices = [(ALL_ERAS, ALL_ERAS)] + [(_variant_label(v), v.name) for v in variants]
-        gallery = [(v.thumbnails[0], f"{span_text(v.span)} · {plural(v.faces, 'face')}")
+        gallery = [(v.thumbnails[0], f"{era_text(v.span, v.look)} · {plural(v.faces, 'face')}")
                    for v in variants if v.thumbnails]
         acts = [a.label for a in actions_for(name)]
         return (

@@ -31,7 +31,7 @@ from ..hooks.types import HostContext
 from ..plugin import api, explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.library import open_library
-from ..plugin.labels import plural, span_text
+from ..plugin.labels import era_text, plural
 from .era_tab import build_era_tab
 from .host_app import build_batch_tab
 from .roop_install import read_config
@@ -236,7 +236,7 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
             return gr.update(choices=[], value=None), "", []
         found = impl.era_variants(context, name)
         choices = [(ALL_ERAS, ALL_ERAS)] + [
-            (f"{span_text(v.span)} · {plural(v.faces, 'face')}", v.name) for v in found]
+            (f"{era_text(v.span, v.look)} · {plural(v.faces, 'face')}", v.name) for v in found]
         return (gr.update(choices=choices, value=None), variant_cards_html(found),
                 [(v.name, v.top_fsz or v.fsz) for v in found])
 
@@ -258,9 +258,11 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
                            f"of {plural(faces, 'face')}, from `{os.path.basename(path)}`")
 
     def on_target(name, chosen, found, was):
-        """Replace roop's source faces with the chosen era, through roop's loader."""
+        """Replace roop's source faces with the chosen era, through roop's loader.
+        The picker emptied by a refresh changes nothing (and says nothing over
+        what the refresh said)."""
         if not name or not chosen:
-            return gr.update(), "", was
+            return gr.update(), gr.update(), was
         path = original(name) if chosen == ALL_ERAS else next((f for n, f in found if n == chosen), None)
         if not path or not os.path.isfile(path):
             raise gr.Error(f"No bundle to load for {chosen}.")

@@ -16,7 +16,7 @@ from ..plugin import explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.crops import open_displayed, render_crop
 from ..plugin.host.library import open_library
-from ..plugin.labels import plural, span_text
+from ..plugin.labels import era_text, plural
 from ..plugin.results import Bucket, SplitResult, by_years
 from ..plugin.split.calibrate import SEED
 from ..plugin.split.params import OPTIONAL, ParamError, SplitParams
@@ -123,7 +123,7 @@ def blank_hint(name: str) -> str:
 def bucket_rows(buckets: Sequence[Bucket]) -> list[list[object]]:
     """Table rows, oldest first (the order of the picker and the timeline)."""
     return [
-        [b.name, len(b.faces), b.dom_year or "", span_text(b.span), "yes" if b.anchor else "",
+        [b.name, len(b.faces), b.dom_year or "", era_text(b.span, b.look), "yes" if b.anchor else "",
          explain.bucket_words(b.reason)]
         for b in by_years(buckets)
     ]
@@ -134,7 +134,7 @@ def summary_markdown(result: SplitResult, settings: str = "") -> str:
     the settings came from; the method's own figures in a collapsed section."""
     c = result.counts
     p = result.params
-    spans = ", ".join(span_text(b.span) for b in by_years(result.eras))
+    spans = ", ".join(era_text(b.span, b.look) for b in by_years(result.eras))
     found = c["recovered"]
     thin = sum(len(b.faces) for b in result.thin)
     lines = [
@@ -214,7 +214,7 @@ def variant_cards_html(variants: Sequence, size: int = 72) -> str:
         cards.append(
             f"<div class='era-card' data-bucket='{html.escape(v.name)}' style='border:1px solid #d1d5db;"
             "border-radius:8px;padding:6px;display:flex;flex-direction:column;align-items:center;gap:4px'>"
-            f"{thumb}<div style='font-weight:600'>{html.escape(span_text(v.span))}</div>"
+            f"{thumb}<div style='font-weight:600'>{html.escape(era_text(v.span, v.look))}</div>"
             f"<div style='font-size:11px'>{plural(v.faces, 'face')}</div></div>"
         )
     return f"<div class='era-cards' style='display:flex;flex-wrap:wrap;gap:8px'>{''.join(cards)}</div>"
@@ -239,7 +239,7 @@ def era_cards_html(buckets: Sequence[Bucket], per_bucket: int = 4, size: int = 9
         cards.append(
             f"<div class='era-card' data-bucket='{html.escape(b.name)}' style='border:1px solid #d1d5db;"
             "border-radius:8px;padding:8px;display:flex;flex-direction:column;gap:6px'>"
-            f"<div style='font-weight:600'>{html.escape(span_text(b.span))} · {plural(len(b.faces), 'face')}</div>"
+            f"<div style='font-weight:600'>{html.escape(era_text(b.span, b.look))} · {plural(len(b.faces), 'face')}</div>"
             f"<div style='display:flex;gap:4px'>{''.join(imgs)}</div>"
             f"<div style='font-size:11px;color:#4b5563'>{html.escape(b.name)}</div></div>"
         )

@@ -222,6 +222,7 @@ def ownership(bucket: Bucket, result: SplitResult) -> dict:
         "anchor": bucket.anchor,
         "params_key": result.params.cache_key(),
         "settings": result.settings,
+        **({"look": bucket.look} if bucket.look > 1 else {}),
     }
 
 

@@ -21,6 +21,15 @@ sums) only when it could be the nearest. A cluster whose list runs dry waits
 (pairing with nobody) until a batch of them is compared with every active
 cluster in one product.
 
+Groups of near-copies (bursts, re-saves: faces a hair apart) are the lists'
+slow shape: the float32 filter cannot order their distances, so each is
+settled exactly against every cluster (40,000 faces of mixed clusters, a
+fifth of them near-copies: past 400 s). A group whose widest inner distance is
+below the threshold and below every distance from a member to a face outside
+it is a cluster of every linkage's tree — it closes before it touches anything
+else — so it enters as one weighted point (its mean, its count), exactly, like
+exact copies (:func:`fold_near_copies`).
+
 Exact ties are broken by the smaller cluster id: near-ties the float32 filter
 cannot separate get a list of exact distances whose floor carries the id of
 the first cluster left out. The result is the partition of scipy's
@@ -31,9 +40,12 @@ does not depend on how ties are broken. :class:`Undecided` is a safety net
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-UNDATED = 0
+from ..results import UNDATED  # a face's year when its photo has no date
+
 CHUNK = 64  # columns per chunk in smallest_k
 EPS = 1e-12  # float64 rounding allowance for bounds derived by averaging
 FAR = np.float32(1e30)  # an inactive column's distance in the float32 filter
@@ -55,6 +67,13 @@ class OverBudget(RuntimeError):
 
 
 EXACT_BUDGET = 0.02  # x n^2 exact distances before the run gives up (when budgeted)
+NEAR_SAMPLE = 512  # faces sampled to see whether near-copies are common enough to fold
+NEAR_SHARE = 0.02  # ... the share of them with a near-copy that makes folding worth a pass
+NEAR_SCALE = 1 / 8  # near-copies: within this share of the threshold
+FOLD_MAX = 20_000  # members of one group checked pairwise (larger groups stay unfolded)
+DEADLINE = 60.0  # seconds a budgeted run may take before it gives up (issue 19: the target)
+FOLD_CROWD = 256  # near neighbours per sampled face beyond which nothing is folded: a chain's
+#                   neighbourhoods, whose pairs alone would take gigabytes and never fold
 
 def year_penalty(a: np.ndarray, b: np.ndarray, weight: float, free: int = 1) -> np.ndarray:
     """(len(a), len(b)) extra distance: ``weight`` per year apart beyond ``free``
@@ -104,6 +123,7 @@ class _Clusters:
                  m: int, block: int, batch: int = 256, free: int = 1, budget: bool = False):
         n = len(x)
         self.exact_left = EXACT_BUDGET * n * n if budget else np.inf
+        self.budgeted = budget
         self.n, self.m, self.t, self.block, self.batch = n, m, float(threshold), block, batch
         self.S = np.array(x, dtype=np.float64)  # rows of one weighted point: the mean, then the sum
         self.H, P = year_form(n, years, year_weight, free)
@@ -424,9 +444,12 @@ class _Clusters:
     # -- the rounds -------------------------------------------------------------------
     def run(self) -> np.ndarray:
         n = self.n
+        started = time.monotonic()
         self.refresh(np.arange(n))
         dirty = np.arange(n)
         while True:
+            if self.budgeted and time.monotonic() - started > DEADLINE:
+                raise OverBudget(f"{n} points: not settled within {DEADLINE:g} s")
             self.settle(dirty)
             act = np.flatnonzero(self.active)
             if len(act) < 2:
@@ -447,6 +470,67 @@ class _Clusters:
             if (up == root).all():
                 return root
             root = up
+
+
+def _margin32(dim: int) -> float:
+    """An upper bound on |fl32(1 - a.b) - (1 - a.b)| for unit a, b of ``dim``."""
+    u = 2.0**-24
+    return 2.0 * ((dim + 2) * u / (1 - (dim + 2) * u)) + 1e-9
+
+
+def fold_near_copies(
+    x: np.ndarray, years: np.ndarray | None, threshold: float, year_weight: float = 0.0, free: int = 1,
+    block: int = 4096,
+) -> np.ndarray | None:
+    """Each point's group (the smallest index of its group) where near-copies fold
+    exactly (module docstring), or None when a sample shows too few to be worth a
+    pass over every pair. A group is a connected set of points within
+    ``threshold * NEAR_SCALE`` of each other, of one year (or all undated), whose
+    widest inner distance (the year penalty included) is below the threshold and,
+    by more than float32's error, below the nearest distance from any member to
+    any point outside it (the year penalty, never negative, only adds to that)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n, dim = x.shape
+    x32 = np.asarray(x, dtype=np.float32)
+    near = threshold * NEAR_SCALE
+    margin = _margin32(dim)
+    sample = np.random.default_rng(0).choice(n, min(n, NEAR_SAMPLE), replace=False)
+    d = 1.0 - x32[sample] @ x32.T
+    d[np.arange(len(sample)), sample] = np.inf
+    close = (d <= near).sum(axis=1)
+    if (close > 0).mean() < NEAR_SHARE or close.mean() > FOLD_CROWD:
+        return None
+    rows, cols = [], []
+    for s in range(0, n, block):
+        a, b = np.nonzero(1.0 - x32[s:s + block] @ x32.T <= near + margin)
+        keep = a + s < b
+        rows.append(a[keep] + s)
+        cols.append(b[keep])
+    pairs = np.concatenate(rows), np.concatenate(cols)
+    _, label = connected_components(coo_matrix((np.ones(len(pairs[0]), dtype=np.int8), pairs), shape=(n, n)),
+                                    directed=False)
+    rep = np.arange(n)
+    counts = np.bincount(label)
+    order = np.argsort(label, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    for g in np.flatnonzero((counts >= 2) & (counts <= FOLD_MAX)):
+        members = order[starts[g]:starts[g + 1]]  # ascending: a stable sort of the indices
+        if years is not None and year_weight and len(np.unique(np.asarray(years)[members])) > 1:
+            continue  # a year penalty inside: not one point
+        xm = np.asarray(x[members], dtype=np.float64)
+        inner = float((1.0 - xm @ xm.T).max())
+        if inner >= threshold:
+            continue
+        outside = np.inf
+        for s in range(0, len(members), block):
+            d = 1.0 - x32[members[s:s + block]] @ x32.T
+            d[:, members] = np.inf
+            outside = min(outside, float(d.min()))
+        if inner + 2 * margin < outside:
+            rep[members] = members[0]
+    return rep
 
 
 def average_cut(
@@ -474,13 +558,20 @@ def average_cut(
     if dated:
         ys = np.asarray(years, dtype=np.int64)
         key = key * (int(ys.max() - ys.min()) + 1) + (ys - ys.min())
+    folded = fold_near_copies(x, years if dated else None, threshold, year_weight, free)
+    if folded is not None:
+        key = folded  # every exact copy (of one year) lies in its near-copy group
     _, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
     if len(first) == n:
         weight = np.ones(n)
         return _Clusters(x, weight, threshold, years, year_weight, m, block, free=free, budget=budget).run()
-    order = np.argsort(first)  # points in the order of their first copy: ties break as without copies
+    order = np.argsort(first)  # points in the order of their first member: ties break as without groups
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
-    point = _Clusters(x[first[order]], count[order], threshold, years[first[order]] if dated else None,
+    group = rank[inverse.reshape(-1)]
+    means = np.zeros((len(first), x.shape[1]))
+    np.add.at(means, group, np.asarray(x, dtype=np.float64))
+    means /= count[order][:, None]
+    point = _Clusters(means, count[order], threshold, years[first[order]] if dated else None,
                       year_weight, m, block, free=free, budget=budget).run()
-    return first[order][point[rank[inverse.reshape(-1)]]]
+    return first[order][point[group]]

@@ -29,6 +29,10 @@ The seed's rule lets an anchor absorb faces from many years. Here:
    pays for its years apart only beyond an era's full width (2 x ``era_years``):
    two photos of a child four years apart are one look as much as two of an
    adult one year apart. What is still left stays a fragment bucket (thin).
+6. Eras of the same years become one when they still hold their years and
+   their looks are close (:func:`merge_same_years`): a user picks an era by its
+   years, and two "2008" eras — two sittings of one year — are one. What still
+   shares its years is a look apart, and the labels say which (``_look2``).
 
 All pure functions over arrays; the pipeline labels and classifies the groups.
 """
@@ -76,19 +80,51 @@ def cluster_dated_first(
     return relabel_by_size(labels) if n else labels
 
 
-def split_by_years(members: np.ndarray, years: np.ndarray, emb: np.ndarray, window: int) -> list[np.ndarray]:
-    """Split ``members`` into year parts of +-``window`` around successive dominant
-    years; undated members join the part nearest in embedding."""
+def year_windows(counts: dict[int, int], window: int, era_size: int) -> list[tuple[int, int]]:
+    """Contiguous runs of years (first, last) cutting one look's dated faces into
+    parts that each hold every face within ``window`` years of the part's own
+    dominant year, losing as few faces as possible to parts smaller than
+    ``era_size``, then with as few parts as possible (an exact dynamic programme
+    over the years present; cutting greedily around successive dominant years
+    left a lone year between two eras: issue 19's whole years lost)."""
+    ys = sorted(counts)
+    best: list[tuple[int, int, int]] = [(0, 0, -1)]  # per prefix: (faces lost, parts, where the last part starts)
+    for end in range(len(ys)):
+        choice = None
+        for start in range(end, -1, -1):
+            if ys[end] - ys[start] > 2 * window:
+                break
+            seg = {y: counts[y] for y in ys[start:end + 1]}
+            top = max(seg.values())
+            dom = min(y for y, n in seg.items() if n == top)
+            if dom - ys[start] > window or ys[end] - dom > window:
+                continue
+            faces = sum(seg.values())
+            lost, parts, _ = best[start]
+            cost = (lost + (faces if faces < era_size else 0), parts + 1, start)
+            if choice is None or cost[:2] < choice[:2]:
+                choice = cost
+        best.append(choice if choice is not None else (best[end][0] + counts[ys[end]], best[end][1] + 1, end))
+    out, end = [], len(ys)
+    while end > 0:
+        start = best[end][2]
+        out.append((ys[start], ys[end - 1]))
+        end = start
+    return out[::-1]
+
+
+def split_by_years(members: np.ndarray, years: np.ndarray, emb: np.ndarray, window: int,
+                   era_size: int = 1) -> list[np.ndarray]:
+    """Split ``members`` into year parts (:func:`year_windows`); undated members
+    join the part nearest in embedding."""
     dated = [m for m in members.tolist() if years[m] != UNDATED]
     undated = [m for m in members.tolist() if years[m] == UNDATED]
-    parts: list[list[int]] = []
-    rest = dated
-    while rest:
-        dom = dominant_year(years[rest])
-        parts.append([m for m in rest if abs(years[m] - dom) <= window])
-        rest = [m for m in rest if abs(years[m] - dom) > window]
-    if not parts:
+    if not dated:
         return [members]
+    counts: dict[int, int] = {}
+    for m in dated:
+        counts[int(years[m])] = counts.get(int(years[m]), 0) + 1
+    parts = [[m for m in dated if lo <= years[m] <= hi] for lo, hi in year_windows(counts, window, era_size)]
     if undated:
         cents = np.array([centroid(emb[p]) for p in parts])
         nearest = np.argmax(emb[undated] @ cents.T, axis=1)
@@ -97,13 +133,110 @@ def split_by_years(members: np.ndarray, years: np.ndarray, emb: np.ndarray, wind
     return [np.array(sorted(p), dtype=np.int64) for p in parts]
 
 
+CURATION_WINDOW = 0  # years either side that share a year's curated share (a curation that starts in one year must not spill into the year before it)
+CURATION_PRIOR = 4.0  # faces' worth of the overall share mixed into a year's own
+TOO_FEW_TO_TELL = 2.0  # expected curated faces below which a group's absence of them proves nothing
+
+
+@dataclass(frozen=True)
+class Curation:
+    """How many curated faces a group of the person's faces should hold.
+
+    People curate some years more than others — the recent, good photos — then
+    split the whole archive to get their younger self back (issue 19: 2 curated
+    faces in 2005, 111 in 2011). So a face's chance of being curated, were it the
+    person, is the curated share of the person's faces of the same years
+    (within :data:`CURATION_WINDOW`), mixed with :data:`CURATION_PRIOR` faces of
+    the overall share; an undated face's is the overall share. A young look with
+    the few curated faces its years have is the person; a lookalike through the
+    years without the curated faces those years have is not.
+
+    p : (n,) float, face i's expected chance of being curated
+    """
+
+    is_seed: np.ndarray
+    p: np.ndarray
+
+    @classmethod
+    def of(cls, years: np.ndarray, is_seed: np.ndarray, mine: np.ndarray | None = None) -> Curation:
+        """From the faces ``mine`` (positions; all when None): every face of the
+        year counts, a sibling's too. A crowd of a sibling's faces dilutes each
+        year's share, but the test sums over the sibling's every year, and so
+        keeps its power (a sibling with 5x the person's faces in every year still
+        expects 5/6 of all the curated faces, and holds none)."""
+        years = np.asarray(years)
+        base = np.arange(len(years)) if mine is None else np.asarray(mine, dtype=np.int64)
+        overall = float(is_seed[base].mean()) if len(base) else 0.0
+        p = np.full(len(years), overall)
+        dated = base[years[base] != UNDATED]
+        if len(dated):
+            y, c = years[dated], is_seed[dated]
+            for year in np.unique(years[years != UNDATED]):
+                near = np.abs(y - year) <= CURATION_WINDOW
+                share = (c[near].sum() + CURATION_PRIOR * overall) / (near.sum() + CURATION_PRIOR)
+                p[years == year] = share
+        return cls(np.asarray(is_seed, dtype=bool), p)
+
+    def expected(self, members: np.ndarray) -> float:
+        return float(self.p[members].sum())
+
+    def unlikely(self, members: np.ndarray, p_max: float = 0.01) -> bool:
+        """True when ``members`` hold so few curated faces that, were they the
+        person, the chance of so few is below ``p_max``, and fewer than a quarter
+        of those expected: another person's look, however close. A group whose
+        years bring fewer than :data:`TOO_FEW_TO_TELL` curated faces proves
+        nothing by missing them; one of faces that are all certainly curated (a
+        faceset that is the whole identity) is told by a single uncurated pair."""
+        members = np.asarray(members, dtype=np.int64)
+        c = int(self.is_seed[members].sum())
+        p = self.p[members]
+        expected = float(p.sum())
+        if c >= expected / 4:
+            return False
+        if (p >= 1.0).all():
+            return True
+        if expected < TOO_FEW_TO_TELL:
+            return False
+        return _lower_tail(p, c) < math.log(p_max)
+
+
+def _lower_tail(p: np.ndarray, c: int) -> float:
+    """log P(X <= c) for X the number of successes of independent trials with
+    chances ``p`` (Poisson-binomial): binomials of the trials that share a chance,
+    convolved, truncated at ``c``."""
+    total = np.zeros(c + 1)
+    total[0] = 1.0
+    log_scale = 0.0
+    for q in np.unique(p):
+        k = int((p == q).sum())
+        j = np.arange(min(k, c) + 1)
+        if q <= 0.0:
+            log_pmf = np.where(j == 0, 0.0, -np.inf)
+        elif q >= 1.0:
+            log_pmf = np.where(j == k, 0.0, -np.inf)
+        else:
+            log_pmf = (np.array([math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) for i in j])
+                       + j * math.log(q) + (k - j) * math.log1p(-q))
+        top = float(np.max(log_pmf))
+        if not np.isfinite(top):
+            return -math.inf
+        total = np.convolve(total, np.exp(log_pmf - top))[: c + 1]
+        peak = float(total.max())
+        if peak <= 0:
+            return -math.inf
+        total /= peak
+        log_scale += top + math.log(peak)
+    return log_scale + math.log(float(total.sum()))
+
+
 def suspected_others(
-    clusters: list[np.ndarray], emb: np.ndarray, is_seed: np.ndarray, seed_c: np.ndarray, gap: float
+    clusters: list[np.ndarray], emb: np.ndarray, is_seed: np.ndarray, seed_c: np.ndarray, gap: float,
+    curation: Curation | None = None, years: np.ndarray | None = None,
 ) -> set[int]:
     """Indices of clusters that are probably another person: centroid farther than
     ``gap`` beyond the typical curated face's cluster from the seed centroid, with
-    fewer than a quarter of the curated faces one would expect, and together too
-    few for chance (:func:`unlikely_share`)."""
+    fewer than a quarter of the curated faces their years would bring, and
+    together too few for chance (:meth:`Curation.unlikely`)."""
     if len(clusters) < 2:
         return set()
     dists = np.array([1.0 - centroid(emb[c]) @ seed_c for c in clusters])
@@ -114,65 +247,54 @@ def suspected_others(
     far = dists > ref + gap
     if not far.any():
         return set()
-    # the curated share of the person's own clusters: a crowd of a sibling's faces
-    # would dilute it until their absence of curated faces looked like chance
-    mine = [c for c, f in zip(clusters, far) if not f]
-    expected = float(is_seed[np.concatenate(mine if mine else clusters)].mean())
-    out = {i for i, c in enumerate(clusters) if far[i] and is_seed[c].mean() < expected / 4}
+    if curation is None:
+        curation = Curation.of(np.zeros(len(is_seed), np.int64) if years is None else years, is_seed,
+                               np.concatenate(clusters))
+    out = {i for i, c in enumerate(clusters)
+           if far[i] and curated[i] < curation.expected(c) / 4}
     # together they must miss curated faces beyond chance: two far faces of a small
     # identity, neither curated, prove nothing; 170 of a sibling's do
-    if out and not unlikely_share(np.concatenate([clusters[i] for i in out]), is_seed, expected):
+    if out and not curation.unlikely(np.concatenate([clusters[i] for i in out])):
         return set()
     return out
-
-
-def unlikely_share(members: np.ndarray, is_seed: np.ndarray, share: float, p_max: float = 0.01) -> bool:
-    """True when ``members`` hold so few curated faces that, were they the person,
-    the chance of so few (binomial, at the survivors' curated ``share``) is below
-    ``p_max``, and fewer than a quarter of those expected: another person's look,
-    however close. With a faceset that is the whole identity (share near 1) a
-    single uncurated pair is enough to tell."""
-    k = len(members)
-    c = int(is_seed[members].sum())
-    if c >= k * share / 4:
-        return False
-    if share >= 1.0:
-        return True
-    log_p, log_q = math.log(share), math.log1p(-share)
-    terms = [math.lgamma(k + 1) - math.lgamma(i + 1) - math.lgamma(k - i + 1) + i * log_p + (k - i) * log_q
-             for i in range(c + 1)]
-    top = max(terms)
-    return top + math.log(sum(math.exp(t - top) for t in terms)) < math.log(p_max)
 
 
 PEOPLE_SCALE = 1.4  # see other_people
 
 
-def other_people(emb: np.ndarray, is_seed: np.ndarray, threshold: float) -> np.ndarray:
+def other_people(emb: np.ndarray, is_seed: np.ndarray, threshold: float,
+                 years: np.ndarray | None = None) -> np.ndarray:
     """Positions of faces that belong to someone else, judged without years.
 
     Clustered by looks alone at ``threshold`` (the pipeline passes
     :data:`PEOPLE_SCALE` x the sub-cluster threshold), one person's looks over the
     years join while a sibling's faces stay apart: measured on the seed's
     geometry (siblings apart from 0.45 to 0.60) and buffalo_s's (0.55 to 0.65).
-    A cluster holding too few curated faces for its size (:func:`unlikely_share`)
-    is another person. With years, a loose model's sibling faces would scatter
-    into the person's year clusters, too few in each to tell.
+    A cluster holding too few curated faces for its size and years
+    (:meth:`Curation.unlikely`) is another person; the shares are measured again
+    without the clusters so found, which would dilute them. With years, a loose
+    model's sibling faces would scatter into the person's year clusters, too few
+    in each to tell.
     """
     if len(emb) < 2:
         return np.zeros(0, dtype=np.int64)
+    years = np.zeros(len(emb), np.int64) if years is None else np.asarray(years)
     labels = subcluster(emb, threshold)
-    share = float(is_seed.mean())
-    out = [np.flatnonzero(labels == s) for s in range(int(labels.max()) + 1)]
-    return np.array(sorted(m for c in out if unlikely_share(c, is_seed, share) for m in c.tolist()),
-                    dtype=np.int64)
+    looks = [np.flatnonzero(labels == s) for s in range(int(labels.max()) + 1)]
+    curation = Curation.of(years, is_seed)
+    out = [c for c in looks if curation.unlikely(c)]
+    if out:
+        rest = np.setdiff1d(np.arange(len(emb)), np.concatenate(out))
+        curation = Curation.of(years, is_seed, rest)
+        out = [c for c in looks if curation.unlikely(c)]
+    return np.array(sorted(m for c in out for m in c.tolist()), dtype=np.int64)
 
 
 def _cores_of(cluster: np.ndarray, years: np.ndarray, emb: np.ndarray, era_years: int,
               anchor_min: int, sparse: bool) -> tuple[list[np.ndarray], list[int], bool]:
     """Era cores of one cluster split by years, the faces left over, and whether
     it was kept whole (step 3: only in a sparse identity, when no year part is big)."""
-    parts = split_by_years(cluster, years, emb, era_years)
+    parts = split_by_years(cluster, years, emb, era_years, anchor_min)
     big = [p for p in parts if len(p) >= anchor_min]
     if not big and sparse and len(cluster) >= anchor_min:
         return [cluster], [], True
@@ -262,11 +384,10 @@ def assign_eras(
     n_sub = int(labels.max()) + 1 if len(labels) else 0
     subs = [np.flatnonzero(labels == s) for s in range(n_sub)]
     anchors = [s for s in range(n_sub) if len(subs[s]) >= anchor_min]
-    others = suspected_others([subs[a] for a in anchors], emb, is_seed, seed_c, other_gap)
+    curation = Curation.of(years, is_seed)
+    others = suspected_others([subs[a] for a in anchors], emb, is_seed, seed_c, other_gap, curation)
     sparse = is_sparse(years, anchor_min)
     mine = [subs[a] for i, a in enumerate(anchors) if i not in others]
-    # the curated share of the person's own anchors (a sibling's crowd would dilute it)
-    share = float(is_seed[np.concatenate(mine)].mean()) if mine else float(is_seed.mean()) if len(is_seed) else 0.0
     rules = dict(fragment_dist=fragment_dist, era_years=era_years, undated_dist=undated_dist)
 
     groups: list[Group] = []
@@ -277,7 +398,7 @@ def assign_eras(
         for cluster in clusters:
             big, rest, whole = _cores_of(cluster, years, emb, era_years, anchor_min, sparse)
             for p in big:
-                if unlikely_share(p, is_seed, share):
+                if curation.unlikely(p):
                     groups.append(Group(tuple(p.tolist()), False, "suspected_other_person"))
                 else:
                     split = reason == "anchor" and len(big) + bool(rest) > 1
@@ -315,7 +436,8 @@ def assign_eras(
         add_cores([pos[again == s] for s in range(int(again.max()) + 1)], "merged_fragments")
         # a new core is another person's when far out and without its curated faces, as
         # an anchor would be, or when nearer to a look set aside than to the person's
-        far = set(suspected_others([np.array(c.members) for c in cores], emb, is_seed, seed_c, other_gap))
+        far = set(suspected_others([np.array(c.members) for c in cores], emb, is_seed, seed_c, other_gap,
+                                   curation))
         aside, ours = fence(), np.vstack([seed_c[None, :]] + [centroid(emb[c.members]) for c in cores[:before]])
         for i in range(before, len(cores)):
             c = centroid(emb[cores[i].members])
@@ -343,6 +465,7 @@ def assign_eras(
         if not evicted:
             break
         left = sorted(set(left) | set(attach(evicted) if attempt < 3 else evicted))
+    cores = merge_same_years(cores, emb, years, era_years, loose_dist)
 
     for core in cores:
         members = tuple(sorted(core.members + core.extra))
@@ -359,6 +482,42 @@ def assign_eras(
             "fragment_no_anchor" if not cores else "fragment_far")
         groups.append(Group(tuple(faces), False, reason))
     return groups
+
+
+def merge_same_years(cores: list[_Core], emb: np.ndarray, years: np.ndarray, era_years: int,
+                     alike: float) -> list[_Core]:
+    """Eras of the same years made one (step 6): two sittings of one year, two
+    looks of one summer, two undated looks, are one era of the person at that
+    time, the era a user picks by its years. Two cores merge, the nearest pair
+    first, when their dominant years are within ``era_years`` (or both are
+    undated), every dated face of the two stays within ``era_years`` of the
+    merged dominant year, and their centroids lie within ``alike``. What still
+    shares its years is a look apart, and is named so (results.label_buckets)."""
+    cores = [c for c in cores if c.members or c.extra]
+    while True:
+        faces = [c.members + c.extra for c in cores]
+        doms = [dominant_year(years[f]) for f in faces]
+        cents = np.array([centroid(emb[f]) for f in faces]).reshape(len(faces), emb.shape[1])
+        pairs = []
+        for i in range(len(cores)):
+            for j in range(i + 1, len(cores)):
+                same = (doms[i] is None and doms[j] is None) or (
+                    doms[i] is not None and doms[j] is not None and abs(doms[i] - doms[j]) <= era_years)
+                gap = float(1.0 - cents[i] @ cents[j])
+                if same and gap <= alike:
+                    pairs.append((gap, i, j))
+        for _, i, j in sorted(pairs):
+            both = faces[i] + faces[j]
+            dom = dominant_year(years[both])
+            if dom is None or all(abs(int(years[f]) - dom) <= era_years for f in both if years[f] != UNDATED):
+                keep, gone = cores[i], cores[j]
+                keep.members = keep.members + gone.members
+                keep.extra = keep.extra + gone.extra
+                keep.whole = keep.whole and gone.whole
+                del cores[j]
+                break
+        else:
+            return cores
 
 
 def era_groups(
@@ -381,7 +540,7 @@ def era_groups(
     thin bucket per look, so they neither join nor start an era.
     """
     n = len(emb)
-    others = other_people(emb, is_seed, PEOPLE_SCALE * subcluster_dist)
+    others = other_people(emb, is_seed, PEOPLE_SCALE * subcluster_dist, years)
     keep = np.setdiff1d(np.arange(n), others)
     labels = np.full(n, -1, dtype=np.int64)
     groups: list[Group] = []

@@ -7,15 +7,14 @@ Years are int arrays with 0 meaning "undated".
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from ..results import dominant_year, year_span  # noqa: F401  (part of the method's steps)
+from ..results import UNDATED, dominant_year, year_span  # noqa: F401  (part of the method's steps)
 from . import averagecut
-from .averagecut import UNDATED, year_penalty
+from .averagecut import year_penalty
 
 # Which exact path clusters n faces (bench/run.py --only cluster measures them):
 # - up to PLAIN_BELOW, scipy's linkage: under a second, 0.2 GB at most;
@@ -25,7 +24,11 @@ from .averagecut import UNDATED, year_penalty
 #   (:func:`looks_tight`), which goes straight to scipy, whose time does not
 #   depend on the shape (peak: twice the matrix); a work budget catches any other
 #   shape the cut would settle slowly, and hands it to scipy too;
-# - past that, the matrix-free cut alone: scipy would not fit.
+# - past that, the matrix-free cut alone: scipy would not fit. Near-copies fold
+#   into one weighted point each where that is exact (averagecut.fold_near_copies);
+#   a tight core is refused at once; any other shape the cut settles slowly
+#   (issue 19: 40,000 faces in clusters of mixed spread ran past 400 s) is
+#   refused by its exact-work budget or its 60 s deadline, naming the cause.
 PLAIN_BELOW = 5_000
 PLAIN_BUDGET = 2 * 2**30
 TIGHT_SAMPLE = 256  # rows sampled to recognise a tight core before choosing the path
@@ -168,18 +171,22 @@ def subcluster(
     if n <= PLAIN_BELOW:
         return subcluster_plain(emb, threshold, years, year_weight, free)
     fits = plain_fits(n)
-    if fits and looks_tight(emb, threshold):
+    tight = looks_tight(emb, threshold)
+    if fits and tight:
         return subcluster_plain(emb, threshold, years, year_weight, free)
     try:
-        return relabel_by_size(averagecut.average_cut(emb, threshold, years, year_weight, free=free, budget=fits))
+        if tight:  # the cut's slow shape, and scipy would not fit: said at once
+            raise averagecut.OverBudget("a tight core")
+        return relabel_by_size(averagecut.average_cut(emb, threshold, years, year_weight, free=free, budget=True))
     except (averagecut.Undecided, averagecut.OverBudget):
         if fits:
             return subcluster_plain(emb, threshold, years, year_weight, free)
         raise ValueError(
-            f"{n} faces whose nearest neighbours could not be settled without the full "
-            f"distance matrix, which would need {8 * n**2 / 2 / 2**30:.1f} GB "
-            f"(budget: {PLAIN_BUDGET / 2**30:.0f} GB). Lower the recovery or tighten radius, "
-            "or limit the scan roots"
+            f"{n:,} faces to group, many of them near-copies of each other (a video's frames, one photo "
+            "re-saved over the years) that cannot be told apart quickly; exactly, it would take the full "
+            f"distance matrix ({8 * n**2 / 2 / 2**30:.1f} GB, over the {PLAIN_BUDGET / 2**30:.0f} GB "
+            "allowed). Remove the copies from the photos, split them with --roots (a folder at a time), "
+            "or take fewer faces (a lower --recovery or --tighten)"
         ) from None
 
 

@@ -17,10 +17,10 @@ from ..host.cache import EmbeddingCache
 from ..host.crops import plan_crop_box
 from ..host.paths import Remap, remap_path, under_roots
 from ..host.photos import MISSING, OK, PhotoInfo
-from ..results import LOST_MOST, Box, Draft, Face, SplitResult, label_buckets
+from ..results import LOST_MOST, Box, Bucket, Draft, Face, SplitResult, label_buckets
 from ..timing import Stopwatch, lap
 from . import eras, method, recovery
-from .calibrate import GATE, SEED, Calibration, calibrate
+from .calibrate import GATE, SEED, calibrate
 from .params import SplitParams, scaled_anchor_min
 
 Progress = Callable[[str, int, int], None]
@@ -86,7 +86,8 @@ def analyse(
         seed_c = method.centroid(seed_emb)
         scope = under_roots(cache.paths, roots)
         if era:
-            found = recovery.recover(emb, seed_rows, scope, seed_c, radius=params.recovery, scale=cal.scale)
+            found = recovery.recover(emb, seed_rows, scope, seed_c, radius=params.recovery, scale=cal.scale,
+                                     look_dist=params.subcluster)
             recovered = found.rows
         else:
             recovered = method.recover(emb, seed_c, scope, params.recovery)
