@@ -29,8 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from era_split.plugin.faces import scan as scan_mod
 from era_split.plugin.faces.importer import import_faceset
-from era_split.plugin.faces.models import ModelSpec, detect, load_analyser
-from era_split.plugin.host.crops import open_displayed
+from era_split.plugin.faces.models import DETECTOR, ModelSpec, load_analyser
+from era_split.plugin.host.photos import open_displayed
 from PIL import Image, ImageEnhance
 
 
@@ -71,7 +71,7 @@ def _floor_init(spec):
 
 
 def _floor_one(path):
-    return len(detect(_APP, open_displayed(path)))  # decode as the scan does, detect, embed
+    return len(_APP.find(open_displayed(path)))  # decode as the scan does, find every face, embed
 
 
 def floor(paths, spec, workers) -> float:
@@ -111,7 +111,7 @@ def fake_scanned_cache(cache: str, folder: str, n: int, spec: ModelSpec) -> None
              face_short=np.full(n, 140, np.float32), landmarks=np.zeros((n, 5, 2), np.float32),
              scan_files=np.array(files), scan_sizes=np.array(sizes, np.int64),
              scan_mtimes=np.array(mtimes, np.int64), scan_status=np.array(["ok"] * n),
-             scan_model=np.array([spec.tag]))
+             scan_model=np.array([spec.tag]), scan_detector=np.array([DETECTOR]))
 
 
 def main(argv=None) -> int:

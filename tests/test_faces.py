@@ -27,8 +27,8 @@ def archive(tmp_path_factory):
     return build_archive(tmp_path_factory.mktemp("archive"))
 
 
-def cli(*args, check=True, timeout=600):
-    proc = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout)
+def cli(*args, check=True, timeout=600, env=None):
+    proc = subprocess.run([BIN, *args], capture_output=True, text=True, timeout=timeout, env=env)
     if check:
         assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
@@ -98,10 +98,11 @@ def test_rescan_is_incremental_and_resumes(archive, models, tmp_path):
             scan_mod.scan([str(photos)], cache, spec, workers=1, progress=stop_after_five)
     finally:
         scan_mod.CHECKPOINT_FILES = old
-    assert not os.path.exists(cache) and os.path.exists(cache[:-4] + ".partial.npz")
+    assert not os.path.exists(cache) and sorted(os.listdir(cache[:-4] + ".partial")) == [
+        "part-000001.npz", "part-000002.npz"]  # each checkpoint adds only what it scanned
     report = scan_mod.scan([str(photos)], cache, spec, workers=1)
     assert report.resumed == 4 and report.scanned == 8 and report.faces == 12
-    assert not os.path.exists(cache[:-4] + ".partial.npz")
+    assert not os.path.exists(cache[:-4] + ".partial")
     with np.load(cache) as npz:
         keys = set(npz["keys"].tolist())
 
@@ -143,7 +144,10 @@ def test_the_ray_path_gives_the_same_cache(archive, models, tmp_path):
     local, distributed = str(tmp_path / "local.npz"), str(tmp_path / "ray.npz")
     photos = str(archive / "photos" / "others")
     cli("scan", photos, "--cache", local, "--models", models, "--workers", "1")
-    cli("scan", photos, "--cache", distributed, "--models", models, "--workers", "2", "--ray", "local")
+    home = tmp_path / "home"  # Ray keeps a new cluster's token in ~/.ray: not the user's home
+    home.mkdir()
+    cli("scan", photos, "--cache", distributed, "--models", models, "--workers", "2", "--ray", "local",
+        env={**os.environ, "HOME": str(home)})
     with np.load(local) as a, np.load(distributed) as b:
         ia, ib = np.argsort(a["keys"]), np.argsort(b["keys"])
         assert a["keys"][ia].tolist() == b["keys"][ib].tolist() and len(ia) >= 20

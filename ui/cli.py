@@ -284,6 +284,7 @@ SKIPS = {
     "missing": "vanished during the scan",
     "hostile_exif": "have EXIF built to exhaust memory",
     "too_large": f"are over {60} million pixels",
+    "scanner_failed": "crashed the scanner twice on the Ray cluster",
     "not_a_file": "are not regular files (a FIFO or device)",
     "unreadable_folder": "folders could not be listed",
     "library_folder": "era-split library folders were left out (face crops, not photos)",
@@ -297,8 +298,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
         raise EraSplitError(None, f"--workers must be at least 1, got {args.workers}")
     spec = _model_spec(args, args.cache)
     report = scan(args.photos, args.cache, spec, workers=args.workers, ray_address=args.ray,
-                  progress=ScanProgress(), force=args.force)
-    if report.workers < args.workers:
+                  ray_photos=args.ray_photos, progress=ScanProgress(), force=args.force)
+    if args.ray and report.scanned and not args.json:
+        print(f"scanned on the Ray cluster: {plural(report.workers, 'scanner')} on "
+              f"{plural(report.nodes, 'node')}", file=sys.stderr)
+    elif report.workers < args.workers:
         print(f"note: --workers {args.workers} capped at {report.workers}, this machine's cores "
               "(each worker holds its own copy of the models)", file=sys.stderr)
     if args.json:
@@ -306,7 +310,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
                           "resumed": report.resumed, "redetected": report.redetected,
                           "dropped": report.dropped, "faces": report.faces, "new_faces": report.new_faces,
                           "no_face": report.no_face, "skipped": dict(report.skipped),
-                          "examples": report.examples, "model": spec.tag, "workers": report.workers},
+                          "examples": report.examples, "model": spec.tag, "workers": report.workers,
+                          "nodes": report.nodes},
                          indent=2))
         return 0
     again = (f", {report.redetected} scanned again for faces the older detector missed"
@@ -597,7 +602,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="worker processes, one model each (default: the cores, at most 4; never more "
                         "than the cores)")
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS|local",
-                   help="run the scan on a Ray cluster (pip install 'era-split[ray]'); 'local' starts one here")
+                   help="run the scan on a Ray cluster (pip install 'era-split[ray]'): the head's HOST:PORT, "
+                        "auto (the cluster this machine is in) or local (start one here); one scanner per "
+                        "CPU of the cluster, --workers does not apply")
+    p.add_argument("--ray-photos", choices=("auto", "send"), default="auto",
+                   help="with --ray: auto lets a node read a photo by its path where it sees the same file "
+                        "(a shared mount) and sends the bytes elsewhere; send always sends them")
     p.add_argument("--force", action="store_true",
                    help="drop the faces of photos that are gone even when most of them are "
                         "(without it such a scan is refused: an unmounted drive looks the same)")

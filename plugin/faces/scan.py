@@ -2,10 +2,12 @@
 
 Incremental: a file whose path, size and modification time are unchanged keeps
 its records; new and changed files are scanned; records of deleted files are
-dropped. Resumable: scanned files are checkpointed into ``<cache>.partial.npz``
-every few hundred files; a later scan picks them up. The cache itself is only
-ever replaced whole (temp file + rename), by one scan at a time (``<cache>.lock``,
-there while a scan runs).
+dropped. Resumable: every few hundred files, what was scanned since is kept as
+one more part in ``<cache stem>.partial/`` (:class:`.store.Checkpoints`); a later
+scan picks them up. The work runs in worker processes here, or on a Ray
+cluster whose nodes need nothing of this machine's disk (:mod:`.cluster`). The
+cache itself is only ever replaced whole (temp file + rename), by one scan at a
+time (``<cache>.lock``, there while a scan runs).
 
 Refused unless forced: a re-scan that would drop most of the files the cache
 knows under the scanned folders (an unmounted drive, an emptied folder) — the
@@ -23,7 +25,6 @@ or a library or faceset ``manifest.json``) — its face crops are not photos.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -36,22 +37,26 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EraSplitError
-from ..host import heif
-from ..host.exif import HostileExif
 from ..host.lock import file_lock
-from ..host.photos import PhotoTooLarge, open_displayed
 from ..results import LOST_MOST
-from .models import DETECTOR, ModelSpec, _iou, check_models, load_analyser, sharpness
+from .models import DETECTOR, ModelSpec, check_models, load_analyser
+from .photo import FileResult, scan_file
+from .store import (
+    Checkpoints,
+    detector_of,
+    from_results,
+    merged,
+    model_of,
+    read_arrays,
+    records,
+    select,
+    write_arrays,
+)
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif"}
-RECORD_ARRAYS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short", "landmarks")
-BOOK_ARRAYS = ("scan_files", "scan_sizes", "scan_mtimes", "scan_status")
 CHECKPOINT_FILES = 200
 CHECKPOINT_SECONDS = 60.0
 EXAMPLES = 3  # example paths kept per reason
-SAME_FACE_IOU = 0.5  # a face found again in an unchanged photo keeps its key
-
-heif.register()
 
 
 @dataclass
@@ -65,7 +70,8 @@ class ScanReport:
     faces: int = 0  # records in the cache now
     new_faces: int = 0
     no_face: int = 0  # photos scanned this time in which no face was found
-    workers: int = 1  # worker processes used
+    workers: int = 1  # worker processes used (scanners on a Ray cluster)
+    nodes: int = 1  # machines that scanned
     skipped: Counter = field(default_factory=Counter)  # reason -> files (or folders)
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few paths
 
@@ -73,15 +79,6 @@ class ScanReport:
         got = self.examples.setdefault(reason, [])
         if len(got) < EXAMPLES:
             got.append(path)
-
-
-@dataclass
-class FileResult:
-    path: str
-    size: int
-    mtime: int
-    status: str  # "ok" or why not
-    faces: list[dict]
 
 
 @dataclass
@@ -155,67 +152,6 @@ def list_photos(folders: Sequence[str]) -> list[tuple[str, int, int]]:
     return walk_photos(folders).files
 
 
-def face_key(path: str, size: int, mtime: int, index: int) -> str:
-    """Stable while the file is unchanged; a changed file gets new keys."""
-    digest = hashlib.sha1(f"{path}\0{size}\0{mtime}".encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return f"{digest}_{index}"
-
-
-def _key_index(key: str) -> int:
-    tail = key.rpartition("_")[2]
-    return int(tail) if tail.isdigit() else -1
-
-
-def scan_file(analyser, path: str, size: int, mtime: int, known: list[dict] | None = None) -> FileResult:
-    """Decode one photo as displayed (EXIF orientation applied) and embed its faces;
-    never raises for a bad file. ``known`` are the records an older detector made of
-    this unchanged file: a face found again keeps its key, one not found again is
-    kept as it was (its sharpness measured anew)."""
-    try:
-        shown = open_displayed(path)
-    except FileNotFoundError:
-        return FileResult(path, size, mtime, "missing", [])
-    except HostileExif:
-        return FileResult(path, size, mtime, "hostile_exif", [])
-    except PhotoTooLarge:
-        return FileResult(path, size, mtime, "too_large", [])
-    except Exception:
-        return FileResult(path, size, mtime, "unreadable", [])
-    gray = np.asarray(shown.convert("L"))
-    found = [d for d in analyser.find(shown) if d.bbox[2] > d.bbox[0] and d.bbox[3] > d.bbox[1]]
-    known = known or []
-    keys: list[str | None] = [None] * len(found)
-    if known and found:
-        iou = _iou(np.array([d.bbox for d in found]), np.array([k["bbox"] for k in known], dtype=np.float64))
-        taken_new, taken_old = set(), set()
-        for flat in np.argsort(-iou, axis=None, kind="stable"):
-            i, j = divmod(int(flat), len(known))
-            if iou[i, j] < SAME_FACE_IOU:
-                break
-            if i not in taken_new and j not in taken_old:
-                keys[i] = known[j]["key"]
-                taken_new.add(i)
-                taken_old.add(j)
-        lost = [k for j, k in enumerate(known) if j not in taken_old]
-    else:
-        lost = list(known)
-    index = max([_key_index(k["key"]) for k in known] + [-1]) + 1
-    faces = []
-    for d, key in zip(found, keys):
-        if key is None:
-            key, index = face_key(path, size, mtime, index), index + 1
-        x1, y1, x2, y2 = d.bbox
-        faces.append({
-            "key": key, "path": path, "embedding": d.embedding,
-            "bbox": np.array(d.bbox, dtype=np.float32), "det_score": d.det_score,
-            "blur": sharpness(gray, d.bbox), "face_short": float(min(x2 - x1, y2 - y1)),
-            "landmarks": d.landmarks,
-        })
-    for k in lost:  # found by the older detector only: kept, with this scan's sharpness
-        faces.append({**k, "path": path, "blur": sharpness(gray, k["bbox"])})
-    return FileResult(path, size, mtime, "ok", faces)
-
-
 # --- worker processes: one inference session each ---------------------------------
 
 _APP = None
@@ -244,6 +180,8 @@ def _worker_run(batch: list[tuple]) -> list[FileResult]:
 
 
 def _run_local(todo, spec: ModelSpec, workers: int) -> Iterable[FileResult]:
+    if not todo:
+        return  # no model loaded for nothing
     if workers <= 1 or len(todo) < 2:
         app = load_analyser(spec)
         for item in todo:
@@ -260,134 +198,24 @@ def _run_local(todo, spec: ModelSpec, workers: int) -> Iterable[FileResult]:
             yield from fut.result()
 
 
-def _run_ray(todo, spec: ModelSpec, address: str, workers: int) -> Iterable[FileResult]:
-    """The same work on a Ray cluster: one actor per worker holds a model."""
-    try:
-        import ray  # type: ignore
-    except ImportError:
-        raise EraSplitError(None, "--ray needs Ray: pip install 'era-split[ray]'") from None
-    if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, num_cpus=workers if address == "local" else None,
-                 include_dashboard=False, logging_level="ERROR", log_to_driver=False)
-    actor_cls = ray.remote(num_cpus=1)(_RayScanner)
-    n = max(1, min(workers, int(ray.cluster_resources().get("CPU", 1))))
-    actors = [actor_cls.remote(spec) for _ in range(n)]
-    from ray.util import ActorPool  # type: ignore
-
-    pool = ActorPool(actors)
-    batches = [todo[i:i + 8] for i in range(0, len(todo), 8)]
-    for results in pool.map_unordered(lambda a, b: a.run.remote(b), batches):
-        yield from results
-
-
-class _RayScanner:
-    def __init__(self, spec: ModelSpec) -> None:
-        self.app = load_analyser(spec)
-
-    def run(self, batch):
-        return [scan_file(self.app, *item) for item in batch]
-
-
 # --- the cache: read, merge, write -------------------------------------------------
 
 
 def _load(path: str) -> dict[str, np.ndarray] | None:
+    """Every array of the cache, validated first (a broken cache is named, not
+    merged); read once."""
     if not os.path.exists(path):
         return None
-    from ..host.cache import load_cache
+    from ..host.cache import check_npz, validate_cache
 
+    check_npz(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            empty = "keys" in npz.files and npz["keys"].shape == (0,)
-    except Exception:
-        empty = False
-    if not empty:
-        load_cache(path)  # validated first: a broken cache is named, not merged
-    with np.load(path, allow_pickle=False) as npz:
-        return {name: npz[name] for name in npz.files}
-
-
-def _records(arrays: dict[str, np.ndarray] | None) -> int:
-    return 0 if arrays is None else len(arrays["keys"])
-
-
-def _write_npz(path: str, arrays: dict[str, np.ndarray]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp.npz")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _from_results(results: list[FileResult], model_tag: str, dim: int | None) -> dict[str, np.ndarray]:
-    faces = [f for r in results for f in r.faces]
-    d = dim or (len(faces[0]["embedding"]) if faces else 512)
-    return {
-        "keys": np.array([f["key"] for f in faces], dtype=str),
-        "paths": np.array([f["path"] for f in faces], dtype=str),
-        "embeddings": np.array([f["embedding"] for f in faces], dtype=np.float32).reshape(-1, d),
-        "bboxes": np.array([f["bbox"] for f in faces], dtype=np.float32).reshape(-1, 4),
-        "det_score": np.array([f["det_score"] for f in faces], dtype=np.float32),
-        "blur": np.array([f["blur"] for f in faces], dtype=np.float32),
-        "face_short": np.array([f["face_short"] for f in faces], dtype=np.float32),
-        "landmarks": np.array([f["landmarks"] for f in faces], dtype=np.float32).reshape(-1, 5, 2),
-        "scan_files": np.array([r.path for r in results], dtype=str),
-        "scan_sizes": np.array([r.size for r in results], dtype=np.int64),
-        "scan_mtimes": np.array([r.mtime for r in results], dtype=np.int64),
-        "scan_status": np.array([r.status for r in results], dtype=str),
-        "scan_model": np.array([model_tag]),
-        "scan_detector": np.array([DETECTOR]),
-    }
-
-
-def _concat(parts: list[dict[str, np.ndarray]], model_tag: str) -> dict[str, np.ndarray]:
-    out = {}
-    for name in RECORD_ARRAYS + BOOK_ARRAYS:
-        present = [p[name] for p in parts if name in p and len(p[name])]
-        out[name] = np.concatenate(present) if present else parts[0][name][:0]
-    out["scan_model"] = np.array([model_tag])
-    out["scan_detector"] = np.array([DETECTOR])
-    return out
-
-
-def _select(arrays: dict[str, np.ndarray], keep_rows: np.ndarray, keep_files: np.ndarray) -> dict:
-    """The records in ``keep_rows`` and the file bookkeeping in ``keep_files``."""
-    n = len(arrays["keys"])
-    out = {}
-    for name, arr in arrays.items():
-        if name in BOOK_ARRAYS:
-            out[name] = arr[keep_files]
-        elif name in ("scan_model", "scan_detector"):
-            out[name] = arr
-        elif arr.ndim and arr.shape[0] == n:
-            out[name] = arr[keep_rows]  # per-record arrays, ours or another tool's
-        else:
-            out[name] = arr
-    return out
-
-
-def _model_of(arrays: dict[str, np.ndarray] | None, where: str) -> str | None:
-    if arrays is None:
-        return None
-    if "scan_model" not in arrays:
-        if _records(arrays):
-            raise EraSplitError(where, "was not written by era-split scan (no scan_model): its faces may come "
-                                       "from another face model; scan into a new cache file")
-        return None
-    return str(arrays["scan_model"][0])
-
-
-def _detector_of(arrays: dict[str, np.ndarray] | None) -> str | None:
-    if arrays is None or "scan_detector" not in arrays or not len(arrays["scan_detector"]):
-        return None
-    return str(arrays["scan_detector"][0])
+        arrays = read_arrays(path)
+    except Exception as exc:
+        raise EraSplitError(path, f"not a readable .npz: {exc}") from None
+    if not ("keys" in arrays and arrays["keys"].shape == (0,)):
+        validate_cache(arrays, path, normalise=False)
+    return arrays
 
 
 def recorded_model(cache_file: str) -> str | None:
@@ -440,10 +268,14 @@ def scan(
     *,
     workers: int = 1,
     ray_address: str | None = None,
+    ray_photos: str = "auto",
     progress: Callable[[int, int, int], None] | None = None,
     force: bool = False,
 ) -> ScanReport:
-    """Bring ``cache_file`` up to date with the photos under ``folders``."""
+    """Bring ``cache_file`` up to date with the photos under ``folders``: with
+    ``workers`` processes here, or on the Ray cluster at ``ray_address``
+    (:mod:`.cluster`; ``ray_photos``: "auto" lets a node read a photo by its path
+    where it sees the same file, "send" always sends the bytes)."""
     check_models(spec)  # before any work, and never a download
     cache_file = os.path.abspath(cache_file)
     if not os.path.isdir(os.path.dirname(cache_file)):
@@ -453,37 +285,33 @@ def scan(
     with file_lock(cache_file + ".lock", timeout=0, remove=True,
                    busy="another era-split scan is updating this cache; wait until it ends "
                         "(one scan of a cache at a time)"):
-        return _scan_locked(folders, cache_file, spec, workers, ray_address, progress, force)
+        return _scan_locked(folders, cache_file, spec, workers, ray_address, ray_photos, progress, force)
 
 
-def _scan_locked(folders, cache_file, spec, workers, ray_address, progress, force) -> ScanReport:
-    partial_file = cache_file[:-4] + ".partial.npz" if cache_file.endswith(".npz") else cache_file + ".partial.npz"
+def _scan_locked(folders, cache_file, spec, workers, ray_address, ray_photos, progress, force) -> ScanReport:
+    checkpoints = Checkpoints(cache_file)
     listing = walk_photos(folders)
     photos = listing.files
     report = ScanReport(files=len(photos), skipped=Counter(listing.skipped), examples=dict(listing.examples))
     cores = os.cpu_count() or 1
     report.workers = max(1, min(workers, cores))
     old = _load(cache_file)
-    tag = _model_of(old, cache_file)
+    tag = model_of(old, cache_file)
     if tag is not None and tag != spec.tag:
         raise EraSplitError(cache_file, f"holds faces of {tag}, not {spec.tag}: two models' embeddings "
                                         "cannot be compared; scan into a new cache file")
-    redetect = old is not None and _records(old) > 0 and _detector_of(old) != DETECTOR
-    partial = None
-    if os.path.exists(partial_file):
-        try:
-            with np.load(partial_file, allow_pickle=False) as npz:
-                partial = {name: npz[name] for name in npz.files}
-            if _model_of(partial, partial_file) != spec.tag or _detector_of(partial) != DETECTOR:
-                partial = None
-        except Exception:  # a damaged checkpoint only costs the work it held
-            partial = None
+    redetect = old is not None and records(old) > 0 and detector_of(old) != DETECTOR
 
-    roots = [os.path.abspath(f).rstrip(os.sep) + os.sep for f in folders]
+    roots = {os.path.abspath(f) for f in folders}
     current = {p: (s, m) for p, s, m in photos}
+    inside: dict[str, bool] = {}  # folder -> under a scanned folder (a photo's folder is asked once)
 
     def under(path: str) -> bool:
-        return any(path.startswith(r) for r in roots)
+        folder = os.path.dirname(path)
+        if folder not in inside:
+            parent = os.path.dirname(folder)
+            inside[folder] = folder in roots or (parent != folder and under(folder))
+        return inside[folder]
 
     # what the last scan already knows and is still true
     known: dict[str, tuple[int, int]] = {}
@@ -501,38 +329,49 @@ def _scan_locked(folders, cache_file, spec, workers, ray_address, progress, forc
         )
     unchanged = {p for p, sm in known.items() if current.get(p) == sm}
     fresh = set() if redetect else unchanged
-    done: set[str] = set()
-    if partial is not None:
-        for p, s, m in zip(partial["scan_files"].tolist(), partial["scan_sizes"].tolist(),
-                           partial["scan_mtimes"].tolist()):
-            if current.get(p) == (s, m) and p not in fresh:
-                done.add(p)
-    report.unchanged = len(fresh)
-    report.resumed = len(done)
-    olds = _known_faces(old, unchanged - done) if redetect else {}
-    report.redetected = len(unchanged - done) if redetect else 0
-    todo = [(p, s, m, olds.get(p)) for p, s, m in photos if p not in fresh and p not in done]
 
     # the old cache without files that changed or vanished under the scanned folders
-    parts = []
+    parts: list[dict[str, np.ndarray]] = []
+    unkept = old is None  # something of the cache changes even when nothing is scanned
     if old is not None:
         paths = old["paths"]
         drop = np.array([under(p) and p not in fresh for p in paths.tolist()], dtype=bool)
         report.dropped = int(sum(1 for p in paths.tolist() if under(p) and p not in current))
         files = old.get("scan_files", np.zeros(0, dtype=str))
         keep_files = np.array([(not under(p)) or p in fresh for p in files.tolist()], dtype=bool)
-        parts.append(_select(old, ~drop, keep_files))
-    if partial is not None and done:
-        rows = np.array([p in done for p in partial["paths"].tolist()], dtype=bool)
-        files = np.array([p in done for p in partial["scan_files"].tolist()], dtype=bool)
-        parts.append(_select(partial, rows, files))
+        parts.append(select(old, ~drop, keep_files))
+        unkept = bool(drop.any() or not keep_files.all())
+    # an interrupted scan's parts, newest first: a file scanned twice keeps its latest records
+    done: set[str] = set()
+    for part in reversed(checkpoints.load(spec.tag)):
+        take = {p for p, s, m in zip(part["scan_files"].tolist(), part["scan_sizes"].tolist(),
+                                     part["scan_mtimes"].tolist())
+                if current.get(p) == (s, m) and p not in fresh and p not in done}
+        if take:
+            parts.append(select(part, np.array([p in take for p in part["paths"].tolist()], dtype=bool),
+                                np.array([p in take for p in part["scan_files"].tolist()], dtype=bool)))
+            done |= take
+    report.unchanged = len(fresh)
+    report.resumed = len(done)
+    olds = _known_faces(old, unchanged - done) if redetect else {}
+    report.redetected = len(unchanged - done) if redetect else 0
+    todo = [(p, s, m, olds.get(p)) for p, s, m in photos if p not in fresh and p not in done]
+    old = olds = None  # what is kept is in parts
 
     dim = next((p["embeddings"].shape[1] for p in parts if len(p["embeddings"])), None)
     results: list[FileResult] = []
     last_checkpoint = time.monotonic()
-    runner = (_run_ray(todo, spec, ray_address, report.workers) if ray_address
-              else _run_local(todo, spec, report.workers))
-    faces_seen = 0
+    if ray_address:
+        from .cluster import run_on_ray
+
+        def started(scanners: int, nodes: int) -> None:
+            report.workers, report.nodes = scanners, nodes
+
+        runner = run_on_ray(todo, spec, ray_address, photos=ray_photos, local_cpus=report.workers,
+                            started=started)
+    else:
+        runner = _run_local(todo, spec, report.workers)
+    faces_seen = n = 0
     for n, result in enumerate(runner, 1):
         results.append(result)
         faces_seen += len(result.faces)
@@ -544,27 +383,32 @@ def _scan_locked(folders, cache_file, spec, workers, ray_address, progress, forc
             report.example("no_face", result.path)
         if progress:
             progress(n, len(todo), faces_seen)
-        if len(results) % CHECKPOINT_FILES == 0 or time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
-            _checkpoint(partial_file, parts[1:] if old is not None else parts, results, spec.tag, dim)
+        if len(results) >= CHECKPOINT_FILES or time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
+            dim = _add_part(parts, results, spec.tag, dim, cache_file)
+            checkpoints.add(parts[-1])
+            results = []
             last_checkpoint = time.monotonic()
-    report.scanned = len(results)
+    report.scanned = n
     report.new_faces = faces_seen
-    new = _from_results(results, spec.tag, dim)
-    if dim is not None and len(new["embeddings"]) and new["embeddings"].shape[1] != dim:
-        raise EraSplitError(cache_file, "the model's embedding size differs from the cache's")
-    merged = _concat(parts + [new], spec.tag) if parts else new
-    _write_npz(cache_file, merged)
-    if os.path.exists(partial_file):
-        os.unlink(partial_file)
-    report.faces = len(merged["keys"])
+    if results or not parts:
+        _add_part(parts, results, spec.tag, dim, cache_file)
+    if n or done or unkept:
+        write_arrays(cache_file, merged(parts, spec.tag))
+    checkpoints.clear()
+    report.faces = sum(records(p) for p in parts)
     return report
 
 
-def _checkpoint(partial_file, earlier, results, tag, dim) -> None:
-    """Everything scanned in this run (and a resumed checkpoint's files), so an
-    interrupted scan loses at most the last few hundred files."""
-    parts = list(earlier) + [_from_results(results, tag, dim)]
-    _write_npz(partial_file, _concat(parts, tag) if len(parts) > 1 else parts[0])
+def _add_part(parts: list[dict[str, np.ndarray]], results: list[FileResult], tag: str, dim: int | None,
+              cache_file: str) -> int | None:
+    """``results`` as one more part; the embedding size they all share."""
+    part = from_results(results, tag, dim)
+    if records(part):
+        if dim is not None and part["embeddings"].shape[1] != dim:
+            raise EraSplitError(cache_file, "the model's embedding size differs from the cache's")
+        dim = part["embeddings"].shape[1]
+    parts.append(part)
+    return dim
 
 
 class ScanProgress:

@@ -33,6 +33,7 @@ CONVERT_BYTES = 64 * 2**20  # caches bigger than this are converted and memory-m
 # from 8 on, unrelated vectors are near-orthogonal (cosine within +-0.35 at 8).
 MIN_DIM = 8
 MAX_COORD = 1_000_000  # px: no photo is a million pixels wide
+BLOCK_ROWS = 8192  # embeddings normalised this many rows at a time
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,18 @@ def load_cache(path: str | os.PathLike, store_dir: str | None = None) -> Embeddi
     if store_dir and os.path.getsize(path) > CONVERT_BYTES:
         return _from_store(path, store_dir)
     return _read_npz(path)
+
+
+def check_npz(path: str) -> None:
+    """Refuse, naming the problem, a file that is not an .npz or whose arrays
+    claim more than their members hold; reads headers only."""
+    _sniff(path)
+    try:
+        _array_members(path)
+    except EraSplitError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+        raise EraSplitError(path, f"not a readable .npz (truncated or corrupt): {exc}") from None
 
 
 def _sniff(path: str) -> None:
@@ -186,7 +199,10 @@ def _strings(arr: np.ndarray, name: str, path: str, *, file_names: bool) -> np.n
     return np.array(out, dtype=str) if out else np.zeros(0, dtype=str)
 
 
-def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCache:
+def validate_cache(arrays: dict[str, np.ndarray], path: str = "", normalise: bool = True) -> EmbeddingCache:
+    """The cache of ``arrays``, every array checked; ``normalise=False`` keeps the
+    embeddings as they are (checked, not copied: the scan merges them).
+    Raises :class:`EraSplitError` naming the first problem."""
     missing = [name for name in REQUIRED if name not in arrays]
     if missing:
         raise EraSplitError(path, f"missing arrays: {', '.join(missing)}")
@@ -234,7 +250,7 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
         dup = unique[counts > 1][:3].tolist()
         raise EraSplitError(path, f"duplicate keys: {', '.join(dup)}")
 
-    emb = _normalised(emb, keys, path)
+    emb = _normalised(emb, keys, path, copy=normalise)
 
     numeric = {}
     for name in ("bboxes", "det_score", "blur", "face_short"):
@@ -272,26 +288,37 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "") -> EmbeddingCa
     )
 
 
-def _normalised(emb: np.ndarray, keys: np.ndarray, path: str) -> np.ndarray:
-    """A private float32 copy with unit rows.
+def _normalised(emb: np.ndarray, keys: np.ndarray, path: str, copy: bool = True) -> np.ndarray:
+    """A private float32 copy with unit rows (``copy=False``: ``emb`` itself, only
+    checked, for a reader that merges the rows as they are).
 
     Each row is first divided by its largest magnitude, so a norm of values near
     1e20 (whose squares overflow float32) or 1e-30 (which underflow) is exact.
+    Done in blocks of rows: a temporary the size of the whole would be a third
+    copy of a million faces' embeddings.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = np.array(emb, dtype=np.float32)
-    if not np.isfinite(out).all():
-        bad = int(np.flatnonzero(~np.isfinite(out).all(axis=1))[0])
-        raise EraSplitError(
-            path, f"embedding of key {str(keys[bad])!r} holds NaN or infinity (or values beyond float32)"
-        )
-    scale = np.abs(out).max(axis=1)
-    if (scale == 0).any():
-        bad = int(np.flatnonzero(scale == 0)[0])
-        raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} is all zeros")
-    out /= scale[:, None]
-    out /= np.linalg.norm(out, axis=1)[:, None]
-    return out
+    out = None
+    if copy:
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.array(emb, dtype=np.float32)
+    for start in range(0, len(emb), BLOCK_ROWS):
+        if out is not None:
+            block = out[start:start + BLOCK_ROWS]
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                block = np.array(emb[start:start + BLOCK_ROWS], dtype=np.float32)
+        if not np.isfinite(block).all():
+            bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+            raise EraSplitError(
+                path, f"embedding of key {str(keys[bad])!r} holds NaN or infinity (or values beyond float32)"
+            )
+        scale = np.abs(block).max(axis=1)
+        if (scale == 0).any():
+            bad = start + int(np.flatnonzero(scale == 0)[0])
+            raise EraSplitError(path, f"embedding of key {str(keys[bad])!r} is all zeros")
+        block /= scale[:, None]
+        block /= np.linalg.norm(block, axis=1)[:, None]
+    return emb if out is None else out
 
 
 def _store_stamp(path: str) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -47,20 +49,25 @@ class PhotoTooLarge(ValueError):
 
 
 @contextlib.contextmanager
-def open_photo(path: str) -> Iterator[tuple[Image.Image, ExifInfo]]:
-    """The opened (not yet decoded) photo and its EXIF. Raises FileNotFoundError,
-    OSError for anything not a regular file, :class:`HostileExif`,
-    :class:`PhotoTooLarge`, or Pillow's errors for what it cannot read."""
+def open_photo(path: str, data: bytes | None = None) -> Iterator[tuple[Image.Image, ExifInfo]]:
+    """The opened (not yet decoded) photo and its EXIF: the file at ``path``, or
+    its bytes ``data`` when given (a scan on another machine; ``path`` then only
+    names it). Raises FileNotFoundError, OSError for anything not a regular file,
+    :class:`HostileExif`, :class:`PhotoTooLarge`, or Pillow's errors for what it
+    cannot read."""
+    def handle() -> IO[bytes]:
+        return io.BytesIO(data) if data is not None else open_regular(path)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # corrupt EXIF: the pixels are still good
-        with open_regular(path) as fh:
-            size = os.fstat(fh.fileno()).st_size
+        with handle() as fh:
+            size = len(data) if data is not None else os.fstat(fh.fileno()).st_size
             check_file(fh, size)
             with Image.open(fh) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise PhotoTooLarge(f"{im.width}x{im.height} pixels")
                 if im.format == "TIFF":
-                    with open_regular(path) as other:  # Pillow reads the first handle lazily
+                    with handle() as other:  # Pillow reads the first handle lazily
                         exif = read_exif(other, size, {})
                 else:
                     exif = read_exif(fh, size, im.info)
@@ -73,9 +80,10 @@ def displayed(im: Image.Image, orientation: int) -> Image.Image:
     return im.transpose(method) if method is not None else im
 
 
-def open_displayed(path: str) -> Image.Image:
-    """Decode a photo as displayed (EXIF orientation applied), in RGB."""
-    with open_photo(path) as (im, exif):
+def open_displayed(path: str, data: bytes | None = None) -> Image.Image:
+    """Decode a photo as displayed (EXIF orientation applied), in RGB; from its
+    bytes ``data`` when given (see :func:`open_photo`)."""
+    with open_photo(path, data) as (im, exif):
         im.load()
         shown = displayed(im, exif.orientation)
         return shown if shown.mode == "RGB" and shown is not im else shown.convert("RGB")
