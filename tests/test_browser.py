@@ -344,10 +344,12 @@ def test_batch_says_no_era_and_keeps_each_faceset_s_settings(synth_lib, serve, p
     page.wait_for_selector("#batch-confirm-text :text('each with the settings it was split with')")
     page.locator("#batch-confirm-yes").click()
     page.wait_for_selector("#batch-summary :text('1 no era')")
+    # gradio 5.9.1 also renders a hidden measuring copy first: wait for the rows after the last header
     page.wait_for_function(
-        "() => (document.querySelector('#batch-results') || {}).innerText?.includes('faceset_002')")
+        "() => { const t = (document.querySelector('#batch-results') || {}).innerText || '';"
+        " return t.slice(t.lastIndexOf('message')).includes('faceset_002'); }")
     table = page.locator("#batch-results").inner_text()
-    table = table[table.rindex("message"):]  # gradio 5.9.1 also renders a hidden measuring copy first
+    table = table[table.rindex("message"):]
     assert table.count("no era") == 1 and "faceset_002: wrote 0 eras" in table, table
     assert table.index("no era") > table.index("faceset_002") > table.index("ok"), table
     assert "--anchor-min 5000" in table, table  # batch split it with its own settings

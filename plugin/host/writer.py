@@ -7,10 +7,11 @@ library manifest last. Nothing is written outside the library.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import EraSplitError
@@ -92,6 +93,20 @@ def _waiter(progress: Progress | None) -> Callable[[], None]:
     return wait
 
 
+@contextlib.contextmanager
+def _locked(root: str, name: str, lock_timeout: float, progress: Progress | None) -> Iterator[Library]:
+    """The library under its lock, an interrupted write finished first, re-read
+    under the lock (another writer may have finished) and checked for writing
+    ``name``'s folders."""
+    lib = open_library(root)
+    lib.check_write_paths(name)
+    with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
+        recover(root)
+        lib = open_library(root)
+        lib.check_write_paths(name)
+        yield lib
+
+
 def _write_error(exc: OSError, root: str) -> EraSplitError:
     where = exc.filename if isinstance(exc.filename, str) else root
     return EraSplitError(where, f"write failed, library left as it was: {exc.strerror or exc}")
@@ -118,13 +133,8 @@ def apply_split(
     unless ``force``.
     """
     root = os.fspath(root)
-    lib = open_library(root)
-    lib.check_write_paths(result.faceset)
-    with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
-        recover(root)
-        lib = open_library(root)  # re-read under the lock: another writer may have finished
+    with _locked(root, result.faceset, lock_timeout, progress) as lib:
         lib.find_faceset(result.faceset)
-        lib.check_write_paths(result.faceset)
         try:
             staging = _staging(lib)
         except OSError as exc:
@@ -244,12 +254,7 @@ def remove_faceset(
     importer's (see :func:`library.prove_imported`): a host's own faceset is never
     deleted. Returns (removed relpaths, warnings)."""
     root = os.fspath(root)
-    lib = open_library(root)
-    lib.check_write_paths(name)
-    with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
-        recover(root)
-        lib = open_library(root)
-        lib.check_write_paths(name)
+    with _locked(root, name, lock_timeout, progress) as lib:
         entry = lib.find_faceset(name)
         folder = lib.folder_of(entry)
         proof = prove_imported(folder, entry)
@@ -289,12 +294,7 @@ def undo_report(
     """:func:`undo_split`, with the warnings: folders kept because they are not
     provably the plugin's."""
     root = os.fspath(root)
-    lib = open_library(root)
-    lib.check_write_paths(parent)
-    with library_lock(lib.state_dir, lock_timeout, _waiter(progress)):
-        recover(root)
-        lib = open_library(root)
-        lib.check_write_paths(parent)
+    with _locked(root, parent, lock_timeout, progress) as lib:
         if not any(e.get("name") == parent and not owned_by(e) for e in lib.facesets) and not any(
                 owned_by(e, parent) for e in lib.facesets + lib.thin_eras):
             lib.find_faceset(parent)  # names the facesets it knows
