@@ -31,3 +31,10 @@ def batch_actions(context):
 @hookspec
 def era_variants(context, faceset):
     "Era variants of a faceset for the swap UI's target-era picker: a list of EraVariant, oldest first"
+
+
+@hookspec(firstresult=True)
+def era_for_target(context, faceset, target, face):
+    """The era of a faceset whose apparent age matches the face in ``target`` (an
+    image or video file; ``face``: 1 = the largest, None: the largest):
+    the first plugin's answer, an EraPick, whose ``era`` is None when no choice is clear"""

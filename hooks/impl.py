@@ -11,12 +11,13 @@ from ..plugin.host.cache import EmbeddingCache
 from ..plugin.host.library import open_library, owned_by
 from ..plugin.host.status import undo_summary
 from ..plugin.host.writer import undo_report
-from ..plugin.labels import plural
+from ..plugin.labels import apparent_median, plural
 from .hookspecs import hookimpl
 from .types import (
     ActionResult,
     BatchAction,
     BatchItem,
+    EraPick,
     EraVariant,
     FacesetAction,
     HostContext,
@@ -159,6 +160,11 @@ def register_tabs(context: HostContext) -> list[UiTab]:
     return [UiTab("Era split", build)]
 
 
+def _born(settings: object) -> int | None:
+    born = settings.get("born") if isinstance(settings, dict) else None
+    return born if isinstance(born, int) and not isinstance(born, bool) and 1850 <= born <= 2100 else None
+
+
 @hookimpl
 def era_variants(context: HostContext, faceset: str) -> list[EraVariant]:
     lib = open_library(context.library)
@@ -175,6 +181,36 @@ def era_variants(context: HostContext, faceset: str) -> list[EraVariant]:
             span=tuple(span) if span else None, faces=int(entry.get("faces", 0)),
             fsz=os.path.join(folder, f"{name}_all.fsz"), top_fsz=tops[0] if tops else None,
             thumbnails=tuple(thumbs), look=meta.get("look", 1) if isinstance(meta.get("look", 1), int) else 1,
+            apparent_age=meta.get("apparent_age") if apparent_median(meta.get("apparent_age")) is not None else None,
+            born=_born(meta.get("settings")),
         ))
     variants.sort(key=lambda v: (v.dom_year is None, v.span or (0, 0), v.look, v.name))
     return variants
+
+
+@hookimpl
+def era_for_target(context: HostContext, faceset: str, target: str, face: int | None) -> EraPick:
+    from ..plugin.faces.models import load_analyser
+    from ..plugin.faces.pick import pick_era
+    from ..plugin.faces.scan import spec_for
+
+    try:
+        if not context.models:
+            raise EraSplitError(None, "the host gave no models folder: the target's face cannot be found")
+        analyser = _analyser(spec_for(context.models, context.cache), load_analyser)
+        picked = pick_era(context.library, faceset, target, analyser, face)
+    except EraSplitError as exc:
+        return EraPick(None, str(exc))
+    chosen = next((v for v in era_variants(context, faceset) if v.name == picked.era), None)
+    return EraPick(picked.era, picked.why, picked.target_age,
+                   (chosen.top_fsz or chosen.fsz) if chosen else None, chosen.label if chosen else "")
+
+
+_ANALYSERS: dict = {}
+
+
+def _analyser(spec, load):
+    """One detector per model pack for a running host: loading it takes seconds."""
+    if spec not in _ANALYSERS:
+        _ANALYSERS[spec] = load(spec, ages=False)
+    return _ANALYSERS[spec]

@@ -18,6 +18,7 @@ class HostContext:
     cache: str | None = None  # embedding cache (.npz)
     remaps: tuple[str, ...] = ()  # OLD=NEW: where recorded photo paths live now
     roots: tuple[str, ...] = ()  # scan roots, as the cache records paths
+    models: str | None = None  # folder holding models/<pack>/ (roop: its install folder), for era_for_target
 
     def sources(self) -> dict:
         """The core's ``remaps``/``roots`` keyword arguments for this host's data."""
@@ -87,3 +88,30 @@ class EraVariant:
     top_fsz: str | None  # path of <name>_top<N>.fsz
     thumbnails: tuple[str, ...]  # paths of the best crops, best first
     look: int = 1  # 2, 3...: another era of the same years that looks apart
+    apparent_age: dict | None = None  # {"median", "low", "high", "faces", "model"}; None: not measured
+    born: int | None = None  # the birth year the split was applied with
+
+    @property
+    def label(self) -> str:
+        """``2013-15 · looks about 45`` (or ``· aged 52-54`` with a birth year)."""
+        from ..plugin.labels import era_text
+
+        return era_text(self.span, self.look, self.apparent_age, self.born)
+
+    @property
+    def age(self) -> float | None:
+        """The era's median apparent age, when measured."""
+        from ..plugin.labels import apparent_median
+
+        return apparent_median(self.apparent_age)
+
+
+@dataclass(frozen=True)
+class EraPick:
+    """The era the ``era_for_target`` hook picked for a target file."""
+
+    era: str | None  # None: no clear choice (``why`` says why); the host keeps the user's pick
+    why: str  # "the target looks about 30 (±4); era 1998-2001 · looks about 31; next nearest ..."
+    target_age: float | None = None
+    fsz: str | None = None  # the picked era's bundle to load (its top-N .fsz, else _all.fsz)
+    label: str = ""  # the picked era as the picker names it

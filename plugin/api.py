@@ -10,12 +10,13 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .faces.age import crop_ages
 from .host.cache import EmbeddingCache, load_cache
 from .host.library import open_library
 from .host.paths import Remap
 from .host.photos import PhotoCache, read_photos
 from .host.writer import ApplyReport, apply_split
-from .results import SplitResult
+from .results import SplitResult, with_ages
 from .split.params import ParamError, SplitParams, settings_text
 from .split.pipeline import Progress, analyse
 from .timing import Stopwatch, lap
@@ -106,7 +107,7 @@ def plan(
         with lap(clock, "load"):
             cache = load_cache(cache, os.path.join(lib.state_dir, CACHE_STORE))
     photo_cache = PhotoCache(os.path.join(lib.state_dir, PHOTO_CACHE))
-    return analyse(
+    result = analyse(
         cache,
         keys,
         params,
@@ -119,6 +120,7 @@ def plan(
         clock=clock,
         force=force,
     )
+    return with_ages(result, {}, None)  # the ages the scan recorded, if any
 
 
 def apply(
@@ -140,4 +142,5 @@ def apply(
     would not read as one face."""
     result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress,
                   clock=clock, force=force)
-    return apply_split(library, result, progress=progress, clock=clock, force=force, check_crop=check_crop)
+    return apply_split(library, result, progress=progress, clock=clock, force=force, check_crop=check_crop,
+                       ages=crop_ages())

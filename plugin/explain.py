@@ -91,6 +91,6 @@ def summary_line(result) -> str:
     eras = sorted(result.eras, key=lambda b: b.span or (0, 0))
     from .labels import era_text
 
-    spans = ", ".join(era_text(b.span, b.look) for b in eras)
+    spans = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in eras)
     return (f"{plural(len(eras), 'era')}" + (f" ({spans})" if spans else "")
             + f", {plural(len(result.thin), 'thin group')}; left out: {left_out_text(result.counts['left_out'])}")

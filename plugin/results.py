@@ -12,7 +12,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -81,6 +81,9 @@ class Face:
     year: int  # 0 = undated
     box: Box  # planned crop box in the displayed photo
     quality: float
+    landmarks: tuple[float, ...] | None = None  # the detector's 5 points (x, y, ...), if the scan kept them
+    age: float | None = None  # apparent age, if the scan measured it
+    year_estimate: int | None = None  # an undated face's year from its apparent age and a birth year
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class Bucket:
     span: tuple[int, int] | None
     faces: tuple[Face, ...]  # best first
     look: int = 1  # 2, 3...: another era of the same years, a look apart (its label says _look2)
+    apparent_age: dict | None = None  # see apparent_age(); None: not measured
 
     @property
     def keys(self) -> list[str]:
@@ -111,6 +115,7 @@ class Bucket:
             "anchor": self.anchor,
             "fragments": self.fragments,
             "look": self.look,
+            "apparent_age": self.apparent_age,
         }
 
 
@@ -209,3 +214,76 @@ def drop_faces(
     left.update(dropped.values())
     counts["left_out"] = dict(sorted(left.items()))
     return dataclasses.replace(result, counts=counts, buckets=tuple(buckets))
+
+
+# --- apparent age ------------------------------------------------------------------
+
+MEASURE_PER_BUCKET = 48  # faces measured per bucket when the scan kept no ages: a median is steady by then
+
+
+class AgeMeasure(Protocol):
+    """Apparent ages of faces from their crops (``faces/age.py`` provides one)."""
+
+    ident: str
+
+    def __call__(self, faces: Sequence[Face], crops: Sequence[str], size: int) -> dict[str, float]: ...
+
+
+def apparent_age(ages: Sequence[float], model: str) -> dict | None:
+    """What an era's manifest records of its apparent age: the median over its
+    measured faces, the 10th-90th percentile range, how many were measured."""
+    a = np.array([v for v in ages if v is not None and np.isfinite(v)], dtype=np.float64)
+    if len(a) == 0:
+        return None
+    return {"median": round(float(np.median(a)), 1), "low": round(float(np.percentile(a, 10)), 1),
+            "high": round(float(np.percentile(a, 90)), 1), "faces": int(len(a)), "model": model}
+
+
+def with_ages(result: SplitResult, crop_of: dict[str, str], measure: AgeMeasure | None) -> SplitResult:
+    """``result`` with each bucket's apparent age: the ages the scan recorded, and
+    where it recorded none, up to :data:`MEASURE_PER_BUCKET` faces per bucket
+    measured from their crops (spread over the bucket's rank order)."""
+    buckets = []
+    for b in result.buckets:
+        ages = {f.key: f.age for f in b.faces if f.age is not None}
+        model = "scan" if ages else ""
+        todo = [f for f in b.faces if f.age is None and f.key in crop_of]
+        if measure is not None and todo and len(ages) < MEASURE_PER_BUCKET:
+            pick = np.unique(np.linspace(0, len(todo) - 1, min(len(todo), MEASURE_PER_BUCKET - len(ages))).round()
+                             .astype(int))
+            sample = [todo[i] for i in pick]
+            got = measure(sample, [crop_of[f.key] for f in sample], result.params.size)
+            ages.update(got)
+            model = measure.ident if got else model
+        faces = tuple(dataclasses.replace(f, age=ages[f.key]) if f.key in ages and f.age is None else f
+                      for f in b.faces)
+        buckets.append(dataclasses.replace(b, faces=faces, apparent_age=apparent_age(list(ages.values()), model)))
+    if result.params.born:
+        buckets = _year_estimates(buckets, result.params.born)
+    return dataclasses.replace(result, buckets=tuple(buckets))
+
+
+MIN_AGE_SPREAD = 3.0  # years: one photo's apparent age strays at least this much (bench/age_chip.py: 2.3)
+
+
+def _year_estimates(buckets: list[Bucket], born: int) -> list[Bucket]:
+    """Each undated face of an era a year from ``born`` + its apparent age, where
+    that is unambiguous: the estimate, give or take twice how far one face's
+    apparent age strays in its era, meets the years of its own era and of no
+    other. Recorded only (``year_estimate`` in the era's manifest): an estimate
+    never labels or joins an era, and the undated rules stand."""
+    spans = {b.name: b.span for b in buckets if b.kind == "era" and b.span}
+    out = []
+    for b in buckets:
+        age = b.apparent_age or {}
+        spread = max(MIN_AGE_SPREAD, (age.get("high", 0) - age.get("low", 0)) / 2.56)
+        faces = []
+        for f in b.faces:
+            if f.year == UNDATED and f.age is not None and b.name in spans:
+                lo, hi = born + f.age - 2 * spread, born + f.age + 2 * spread
+                meets = [n for n, (a, z) in spans.items() if lo <= z and a <= hi]
+                if meets == [b.name]:
+                    f = dataclasses.replace(f, year_estimate=int(round(born + f.age)))
+            faces.append(f)
+        out.append(dataclasses.replace(b, faces=tuple(faces)))
+    return out

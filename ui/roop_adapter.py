@@ -31,13 +31,19 @@ from ..hooks.types import HostContext
 from ..plugin import api, explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.library import open_library
-from ..plugin.labels import era_text, plural
+from ..plugin.labels import plural
 from .era_tab import build_era_tab
 from .host_app import build_batch_tab
 from .roop_install import read_config
-from .views import host_faceset_names, progress_adapter, variant_cards_html
+from .views import (
+    age_model_installed,
+    host_faceset_names,
+    progress_adapter,
+    variant_cards_html,
+)
 
 ALL_ERAS = "All eras (the original faceset)"
+AUTO = "Auto: match the target"
 UPLOADED = " (uploaded: imported into the library when split)"
 # roop's CSS colours every span with --block-info-text-color, which fades table
 # text; give the plugin's tables and notes the body colour back.
@@ -54,7 +60,8 @@ def launch(roop_dir: str, argv: list[str]) -> None:
     import ui.main as roop_main  # roop's own ui package, from roop_dir
     import ui.tabs.faceswap_tab as faceswap
 
-    context = HostContext(config["library"], config["cache"], tuple(config.get("remaps", ())))
+    context = HostContext(config["library"], config["cache"], tuple(config.get("remaps", ())),
+                          models=config["models"])
     face_swap, face_mgr = roop_main.faceswap_tab, roop_main.facemgr_tab
 
     wiring: dict = {}  # the panel's refresh, for the Era split tab built after it
@@ -166,6 +173,8 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
     that change a split elsewhere."""
     sources = _find(tab, gr.Files, "Source Images or Facesets")
     input_faces = _find(tab, gr.Gallery, "Input faces gallery")
+    targets = _find(tab, gr.Files, "Target File(s)")
+    ages_installed = age_model_installed()
     if sources is None or input_faces is None:
         gr.Markdown("Era Split could not find roop's source faces in this Face Swap tab.")
         return None
@@ -235,8 +244,10 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
         if not name or name.endswith(UPLOADED):
             return gr.update(choices=[], value=None), "", []
         found = impl.era_variants(context, name)
-        choices = [(ALL_ERAS, ALL_ERAS)] + [
-            (f"{era_text(v.span, v.look)} · {plural(v.faces, 'face')}", v.name) for v in found]
+        offer = targets is not None and bool(found) and (ages_installed or any(v.age is not None for v in found))
+        auto = [(AUTO, AUTO)] if offer else []
+        choices = [(ALL_ERAS, ALL_ERAS)] + auto + [
+            (f"{v.label} · {plural(v.faces, 'face')}", v.name) for v in found]
         return (gr.update(choices=choices, value=None), variant_cards_html(found),
                 [(v.name, v.top_fsz or v.fsz) for v in found])
 
@@ -257,12 +268,26 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
         return result[2], (f"roop's source faces now: {plural(len(roop.globals.INPUT_FACESETS), 'faceset')} "
                            f"of {plural(faces, 'face')}, from `{os.path.basename(path)}`")
 
-    def on_target(name, chosen, found, was):
+    def auto(name, files, was):
+        """The era whose apparent age matches the first target file's face, loaded
+        as a pick by hand would be; with no clear choice, roop's faces stay."""
+        first = next((str(getattr(f, "name", f)) for f in files or []), None)
+        if first is None:
+            return gr.update(), "Auto: load a target file above; its face's age picks the era.", was
+        picked = impl.era_for_target(context, name, first, None)
+        if not picked.era or not picked.fsz or not os.path.isfile(picked.fsz):
+            return gr.update(), f"Auto picked no era: {picked.why}. roop's source faces are unchanged.", was
+        gallery, text = load(picked.fsz)
+        return gallery, f"Auto: **{picked.label}** — {picked.why}.  \n{text}", picked.fsz
+
+    def on_target(name, chosen, found, was, files=None):
         """Replace roop's source faces with the chosen era, through roop's loader.
         The picker emptied by a refresh changes nothing (and says nothing over
         what the refresh said)."""
         if not name or not chosen:
             return gr.update(), gr.update(), was
+        if chosen == AUTO:
+            return auto(name, files, was)
         path = original(name) if chosen == ALL_ERAS else next((f for n, f in found if n == chosen), None)
         if not path or not os.path.isfile(path):
             raise gr.Error(f"No bundle to load for {chosen}.")
@@ -283,7 +308,20 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
     split.click(on_split, [faceset, uploaded], [faceset, uploaded, status]).then(
         on_faceset, [faceset], [target, eras, variants], show_progress="hidden")
     faceset.change(on_faceset, [faceset], [target, eras, variants], show_progress="hidden")
-    target.change(on_target, [faceset, target, variants, loaded_path], [input_faces, loaded, loaded_path])
+    if targets is not None:
+        target.change(on_target, [faceset, target, variants, loaded_path, targets],
+                      [input_faces, loaded, loaded_path])
+
+        def on_targets(name, chosen, was, files):
+            """A new target file while Auto is chosen: pick again."""
+            if chosen != AUTO or not name or not files:
+                return gr.update(), gr.update(), was
+            return auto(name, files, was)
+
+        targets.change(on_targets, [faceset, target, loaded_path, targets], [input_faces, loaded, loaded_path],
+                       show_progress="hidden")
+    else:
+        target.change(on_target, [faceset, target, variants, loaded_path], [input_faces, loaded, loaded_path])
     refresh = (on_changed, [faceset, loaded_path], [target, eras, variants, input_faces, loaded, loaded_path])
     tab.select(*refresh, show_progress="hidden")
     if wiring is not None:

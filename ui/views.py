@@ -40,9 +40,10 @@ PARAM_FIELDS = [
     ("pad", "Crop padding", float),
     ("size", "Crop size (px)", int),
     ("top", "Top-N bundle size", int),
+    ("born", "Birth year (labels give real ages)", int),
 ]
-BLANK = {"anchor_min": "blank: scaled to the faceset"}  # what a blank box means, per field
-ZERO_IS_BLANK = {"anchor_min", *SEED}  # a radius or an era size of 0 keeps nothing: never a wish
+BLANK = {"anchor_min": "blank: scaled to the faceset", "born": "blank: not given"}  # what a blank box means, per field
+ZERO_IS_BLANK = {"anchor_min", "born", *SEED}  # a radius or an era size of 0 keeps nothing: never a wish
 
 
 BUCKET_HEADERS = ["name", "faces", "dominant year", "span", "anchor", "why"]
@@ -54,6 +55,16 @@ def host_faceset_names(library: str) -> list[str]:
         return [e["name"] for e in open_library(library).host_facesets()]
     except EraSplitError:
         return []
+
+
+def age_model_installed() -> bool:
+    """Whether the pickers offer "Auto: match the target" (the age model is there)."""
+    from ..plugin.faces.age import find_age_model
+
+    try:
+        return find_age_model() is not None
+    except EraSplitError:
+        return False  # a damaged model: no Auto, the picker works as before
 
 
 def progress_adapter(progress: Callable[..., object]) -> Callable[[str, int, int], None]:
@@ -134,7 +145,7 @@ def summary_markdown(result: SplitResult, settings: str = "") -> str:
     the settings came from; the method's own figures in a collapsed section."""
     c = result.counts
     p = result.params
-    spans = ", ".join(era_text(b.span, b.look) for b in by_years(result.eras))
+    spans = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in by_years(result.eras))
     found = c["recovered"]
     thin = sum(len(b.faces) for b in result.thin)
     lines = [
@@ -214,7 +225,7 @@ def variant_cards_html(variants: Sequence, size: int = 72) -> str:
         cards.append(
             f"<div class='era-card' data-bucket='{html.escape(v.name)}' style='border:1px solid #d1d5db;"
             "border-radius:8px;padding:6px;display:flex;flex-direction:column;align-items:center;gap:4px'>"
-            f"{thumb}<div style='font-weight:600'>{html.escape(era_text(v.span, v.look))}</div>"
+            f"{thumb}<div style='font-weight:600'>{html.escape(v.label)}</div>"
             f"<div style='font-size:11px'>{plural(v.faces, 'face')}</div></div>"
         )
     return f"<div class='era-cards' style='display:flex;flex-wrap:wrap;gap:8px'>{''.join(cards)}</div>"

@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import EraSplitError
+from .age import load_age_estimator
 
 DEFAULT_MODEL = "buffalo_l"
 DEFAULT_DET_SIZE = 640
@@ -77,6 +78,7 @@ class Detected:
     det_score: float
     landmarks: np.ndarray  # (5, 2)
     embedding: np.ndarray  # (d,) float32, unit length
+    age: float = float("nan")  # apparent age (see .age); NaN: no age model, or not measured
 
     @property
     def short(self) -> float:
@@ -134,9 +136,10 @@ def _tile_starts(n: int, tile: int, step: int) -> list[int]:
 class Analyser:
     """The pack's detector and recognizer; see the module docstring."""
 
-    def __init__(self, spec: ModelSpec) -> None:
+    def __init__(self, spec: ModelSpec, ages: bool = True) -> None:
         self.spec = spec
         self.app = _face_analysis(spec)
+        self.ages = load_age_estimator() if ages else None  # None: the age model is not installed
 
     def _detect(self, bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(boxes with scores (n, 5), landmarks (n, 5, 2)) of one detector pass."""
@@ -203,7 +206,7 @@ class Analyser:
                     continue
                 kept_b = np.vstack([kept_b, b[i:i + 1]])
                 kept_k = np.concatenate([kept_k, k[i:i + 1]])
-        return self._embed(bgr, kept_b, kept_k)
+        return self._embed(bgr, kept_b, kept_k, rgb)
 
     def as_host_loads(self, image: Image.Image) -> list[Detected]:
         """Faces as roop-unleashed's loader finds them: one pass, no help."""
@@ -211,25 +214,32 @@ class Analyser:
         boxes, kps = self._detect(bgr)
         return self._embed(bgr, boxes, kps)
 
-    def _embed(self, bgr: np.ndarray, boxes: np.ndarray, kps: np.ndarray) -> list[Detected]:
+    def _embed(self, bgr: np.ndarray, boxes: np.ndarray, kps: np.ndarray,
+               rgb: Image.Image | None = None) -> list[Detected]:
+        """Embed each face; with ``rgb`` (the photo) and the age model, its apparent age too."""
         from insightface.app.common import Face  # type: ignore
 
         rec = self.app.models["recognition"]
+        ages = np.full(len(boxes), np.nan)
+        if rgb is not None and self.ages is not None and len(boxes):
+            ages = self.ages.of_faces(rgb, list(kps))[0]
         out = []
-        for b, k in zip(boxes, kps):
+        for b, k, age in zip(boxes, kps, ages):
             face = Face(bbox=b[:4].astype(np.float32), kps=k.astype(np.float32), det_score=float(b[4]))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 rec.get(bgr, face)
             out.append(Detected(tuple(float(v) for v in b[:4]), float(b[4]), k.astype(np.float32),
-                                np.asarray(face.normed_embedding, dtype=np.float32)))
+                                np.asarray(face.normed_embedding, dtype=np.float32), float(age)))
         out.sort(key=lambda d: -(d.bbox[2] - d.bbox[0]) * (d.bbox[3] - d.bbox[1]))
         return out
 
 
-def load_analyser(spec: ModelSpec) -> Analyser:
-    """The pack at ``spec``, ready to find faces; refused with one line when missing."""
-    return Analyser(spec)
+def load_analyser(spec: ModelSpec, ages: bool = True) -> Analyser:
+    """The pack at ``spec``, ready to find faces (and tell their apparent age where
+    the age model is installed, unless ``ages`` is False); refused with one line
+    when missing."""
+    return Analyser(spec, ages)
 
 
 def sharpness(gray: np.ndarray, bbox) -> float:

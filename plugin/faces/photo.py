@@ -87,7 +87,7 @@ def scan_file(analyser, path: str, size: int, mtime: int, known: list[dict] | No
             "key": key, "path": path, "embedding": d.embedding,
             "bbox": np.array(d.bbox, dtype=np.float32), "det_score": d.det_score,
             "blur": sharpness(gray, d.bbox), "face_short": float(min(x2 - x1, y2 - y1)),
-            "landmarks": d.landmarks,
+            "landmarks": d.landmarks, "age": d.age,
         })
     for k in lost:  # found by the older detector only: kept, with this scan's sharpness
         faces.append({**k, "path": path, "blur": sharpness(gray, k["bbox"])})

@@ -257,6 +257,7 @@ def _known_faces(old: dict[str, np.ndarray], paths: set[str]) -> dict[str, list[
                    "det_score": float(old["det_score"][row]), "face_short": float(old["face_short"][row])}
             rec["landmarks"] = (old["landmarks"][row].astype(np.float32) if "landmarks" in old
                                 else np.zeros((5, 2), np.float32))
+            rec["age"] = float(old["age"][row]) if "age" in old else float("nan")
             out.setdefault(p, []).append(rec)
     return out
 

@@ -23,7 +23,8 @@ from ..errors import EraSplitError
 from .models import DETECTOR
 from .photo import FileResult
 
-RECORD_ARRAYS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short", "landmarks")
+RECORD_ARRAYS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short", "landmarks",
+                 "age")
 BOOK_ARRAYS = ("scan_files", "scan_sizes", "scan_mtimes", "scan_status")
 PART = re.compile(r"^part-(\d{6})\.npz$")
 
@@ -47,6 +48,7 @@ def from_results(results: list[FileResult], model_tag: str, dim: int | None) -> 
         "blur": np.array([f["blur"] for f in faces], dtype=np.float32),
         "face_short": np.array([f["face_short"] for f in faces], dtype=np.float32),
         "landmarks": np.array([f["landmarks"] for f in faces], dtype=np.float32).reshape(-1, 5, 2),
+        "age": np.array([f.get("age", np.nan) for f in faces], dtype=np.float32),
         "scan_files": np.array([r.path for r in results], dtype=str),
         "scan_sizes": np.array([r.size for r in results], dtype=np.int64),
         "scan_mtimes": np.array([r.mtime for r in results], dtype=np.int64),
@@ -96,6 +98,8 @@ def _filled(part: Arrays, name: str) -> np.ndarray:
         return np.minimum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]).astype(np.float32)
     if name == "landmarks":
         return np.zeros((n, 5, 2), np.float32)
+    if name == "age":
+        return np.full(n, np.nan, np.float32)  # not measured
     return np.zeros(n, np.float32)
 
 

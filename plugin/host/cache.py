@@ -23,10 +23,12 @@ from ..errors import EraSplitError
 from .fsutil import is_regular, open_regular
 
 REQUIRED = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur")
-OPTIONAL = ("face_short",)  # landmarks and age are kept by scanners, not read here
+OPTIONAL = ("face_short", "landmarks", "age")
 STORE_FIELDS = ("keys", "paths", "embeddings", "bboxes", "det_score", "blur", "face_short",
                 "key_order", "path_order")
-STORE_VERSION = 1
+STORE_OPTIONAL = ("landmarks", "age")
+STORE_VERSION = 2
+MAX_AGE = 120.0
 CONVERT_BYTES = 64 * 2**20  # caches bigger than this are converted and memory-mapped
 # Face embeddings have 128 dimensions or more (ArcFace: 512). A handful cannot tell
 # people apart: with 1 dimension every unit vector is +-1 and every face "the person";
@@ -52,6 +54,8 @@ class EmbeddingCache:
     blur: np.ndarray
     face_short: np.ndarray
     source: str = ""
+    landmarks: np.ndarray | None = field(default=None, repr=False)  # (n, 5, 2); zeros: not recorded
+    age: np.ndarray | None = field(default=None, repr=False)  # (n,) apparent age; NaN: not measured
     key_order: np.ndarray | None = field(default=None, repr=False)  # argsort of keys
     path_order: np.ndarray | None = field(default=None, repr=False)  # argsort of paths
 
@@ -275,6 +279,7 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "", normalise: boo
     face_short = numeric.get("face_short")
     if face_short is None:
         face_short = np.minimum(bboxes[:, 2] - bboxes[:, 0], bboxes[:, 3] - bboxes[:, 1])
+    landmarks, age = _optional(arrays, n, path)
 
     return EmbeddingCache(
         keys=keys,
@@ -285,7 +290,35 @@ def validate_cache(arrays: dict[str, np.ndarray], path: str = "", normalise: boo
         blur=numeric["blur"],
         face_short=face_short,
         source=path,
+        landmarks=landmarks,
+        age=age,
     )
+
+
+def _optional(arrays: dict[str, np.ndarray], n: int, path: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The optional ``landmarks`` and ``age`` (SPEC 2.2), checked like the rest; a
+    value that cannot be one (NaN, beyond any photo, an age over 120) reads as not
+    recorded rather than failing the cache: they only label eras."""
+    out = []
+    for name, shape in (("landmarks", (n, 5, 2)), ("age", (n,))):
+        arr = arrays.get(name)
+        if arr is None:
+            out.append(None)
+            continue
+        if arr.shape != shape:
+            raise EraSplitError(path, f"array {name!r} has shape {arr.shape}, expected {shape} "
+                                      f"(embeddings have {n} rows)")
+        if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+            raise EraSplitError(path, f"array {name!r} must be real numbers, got {arr.dtype}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = arr.astype(np.float32)
+            if name == "landmarks":
+                bad = ~np.isfinite(arr).all(axis=(1, 2)) | (np.abs(arr) > MAX_COORD).any(axis=(1, 2))
+                arr[bad] = 0.0
+            else:
+                arr[~np.isfinite(arr) | (arr < 0) | (arr > MAX_AGE)] = np.nan
+        out.append(arr)
+    return out[0], out[1]
 
 
 def _normalised(emb: np.ndarray, keys: np.ndarray, path: str, copy: bool = True) -> np.ndarray:
@@ -344,6 +377,9 @@ def _from_store(path: str, store_dir: str) -> EmbeddingCache:
         except OSError:
             return cache  # a read-only library: use it from memory this time
     arrays = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r") for name in STORE_FIELDS}
+    for name in STORE_OPTIONAL:
+        file = os.path.join(folder, f"{name}.npy")
+        arrays[name] = np.load(file, mmap_mode="r") if os.path.isfile(file) else None
     return EmbeddingCache(source=path, **arrays)
 
 
@@ -358,6 +394,7 @@ def _write_store(cache: EmbeddingCache, folder: str, stamp: dict) -> None:
             "face_short": cache.face_short,
             "key_order": np.argsort(cache.keys, kind="stable"),
             "path_order": np.argsort(cache.paths, kind="stable"),
+            **{name: getattr(cache, name) for name in STORE_OPTIONAL if getattr(cache, name) is not None},
         }
         for name, arr in arrays.items():
             np.save(os.path.join(tmp, f"{name}.npy"), arr)

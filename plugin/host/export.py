@@ -208,6 +208,8 @@ def face_entry(face: Face, file: str) -> dict:
         "face_short": round(face.face_short, 2),
         "year": face.year or None,
         "quality": round(face.quality, 4),
+        **({"age": round(face.age, 1)} if face.age is not None else {}),
+        **({"year_estimate": face.year_estimate} if face.year_estimate is not None else {}),
     }
 
 
@@ -223,6 +225,7 @@ def ownership(bucket: Bucket, result: SplitResult) -> dict:
         "params_key": result.params.cache_key(),
         "settings": result.settings,
         **({"look": bucket.look} if bucket.look > 1 else {}),
+        **({"apparent_age": bucket.apparent_age} if bucket.apparent_age else {}),
     }
 
 

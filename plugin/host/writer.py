@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import EraSplitError
-from ..results import LOST_MOST, SplitResult, drop_faces
+from ..results import LOST_MOST, AgeMeasure, SplitResult, drop_faces, with_ages
 from ..timing import Stopwatch, lap
 from .export import (
     FSZ_WARN_BYTES,
@@ -121,12 +121,15 @@ def apply_split(
     clock: Stopwatch | None = None,
     force: bool = False,
     check_crop: Callable[[str], str | None] | None = None,
+    ages: AgeMeasure | None = None,
 ) -> ApplyReport:
     """Write ``result``'s buckets as facesets and merge them into the library manifest,
     replacing whatever this faceset's previous split wrote.
 
     ``check_crop(file)`` (``apply --validate``) returns why the host would not read
-    a crop as exactly one face; such faces are left out and counted.
+    a crop as exactly one face; such faces are left out and counted. ``ages``
+    measures apparent ages from the crops where the scan recorded none (each era's
+    manifest then says how old its faces look).
 
     Refused (the old split kept) when most faces would be lost — their photos
     failed to crop, or the new split holds less than half of the old one's faces —
@@ -140,7 +143,7 @@ def apply_split(
         except OSError as exc:
             raise _write_error(exc, root) from None
         try:
-            return _apply_locked(lib, result, staging, progress, clock, force, check_crop)
+            return _apply_locked(lib, result, staging, progress, clock, force, check_crop, ages)
         except OSError as exc:
             recover(root)
             raise _write_error(exc, root) from None
@@ -190,6 +193,7 @@ def _apply_locked(
     lib: Library, result: SplitResult, staging: str, progress: Progress | None, clock: Stopwatch | None,
     force: bool = False,
     check_crop: Callable[[str], str | None] | None = None,
+    ages: AgeMeasure | None = None,
 ) -> ApplyReport:
     crashpoint("staging")
     old, warnings = _replaceable(lib, result.faceset)
@@ -211,6 +215,8 @@ def _apply_locked(
     result = drop_faces(result, failed, lib.taken_names(result.faceset))
     if not force:
         _refuse_losses(lib, result, faces, failed)
+    with lap(clock, "ages"):
+        result = with_ages(result, crop_of, ages)
     reuse = _old_bundles(old)
 
     eras, thins, written, sizes = [], [], [], {}

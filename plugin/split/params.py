@@ -23,11 +23,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "anchor_min": (1, 10_000_000), "fragment_years": (0, 200), "era_years": (0, 200),
     "year_weight": (0, 10),
     "min_face": (0, 100_000), "min_blur": (0, 1e12), "min_det": (0, 1),
-    "pad": (0, 2), "size": (16, 4096), "top": (1, 100_000),
+    "pad": (0, 2), "size": (16, 4096), "top": (1, 100_000), "born": (1850, 2100),
 }
-WHOLE = {"anchor_min", "fragment_years", "era_years", "size", "top"}
+WHOLE = {"anchor_min", "fragment_years", "era_years", "size", "top", "born"}
 GATED = {"min_face", "min_blur"}  # None: the seed's, or lower for small or soft photos (calibrate.py)
-OPTIONAL = {"anchor_min", *SEED, *GATED}  # None: derived per identity (scaled_anchor_min, calibrate.py)
+OPTIONAL = {"anchor_min", *SEED, *GATED, "born"}  # None: derived per identity (scaled_anchor_min, calibrate.py)
 
 
 class ParamError(ValueError):
@@ -69,6 +69,7 @@ class SplitParams:
     pad: float = 0.5  # crop padding around the face, as a share of its size per side
     size: int = 512  # crop side in pixels
     top: int = 8  # faces in the <name>_top<N>.fsz bundle
+    born: int | None = None  # the person's birth year: era labels then give real ages from the dates
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in RANGES.items():

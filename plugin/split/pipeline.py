@@ -208,6 +208,19 @@ def analyse(
     return SplitResult(faceset, used, scaled, counts, tuple(buckets), sizes, cal, requested)
 
 
+def _landmarks(cache: EmbeddingCache, row: int) -> tuple[float, ...] | None:
+    if cache.landmarks is None:
+        return None
+    lm = cache.landmarks[row].reshape(-1)
+    return tuple(float(v) for v in lm) if float(np.hypot(lm[2] - lm[0], lm[3] - lm[1])) >= 2.0 else None
+
+
+def _age(cache: EmbeddingCache, row: int) -> float | None:
+    if cache.age is None or not np.isfinite(cache.age[row]):
+        return None
+    return float(cache.age[row])
+
+
 def _make_buckets(
     groups: list[method.Group],
     cache: EmbeddingCache,
@@ -243,6 +256,8 @@ def _make_buckets(
                         float(cache.det_score[row]), float(cache.face_short[row]),
                         float(cache.blur[row]), d,
                     ),
+                    landmarks=_landmarks(cache, row),
+                    age=_age(cache, row),
                 )
             )
         faces.sort(key=lambda f: (-f.quality, f.key))
