@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from era_split.plugin.faces import scan as scan_mod
+from era_split.plugin.faces.age import load_age_estimator
 from era_split.plugin.faces.importer import import_faceset
 from era_split.plugin.faces.models import DETECTOR, ModelSpec, load_analyser
 from era_split.plugin.host.photos import open_displayed
@@ -65,25 +66,25 @@ def make_photos(folder: str, n: int) -> list[str]:
 _APP = None
 
 
-def _floor_init(spec):
+def _floor_init(spec, ages=True):
     global _APP
-    _APP = load_analyser(spec)
+    _APP = load_analyser(spec, ages)
 
 
 def _floor_one(path):
     return len(_APP.find(open_displayed(path)))  # decode as the scan does, find every face, embed
 
 
-def floor(paths, spec, workers) -> float:
-    """Seconds for decode + detect + embed of ``paths`` and nothing else."""
+def floor(paths, spec, workers, ages=True) -> float:
+    """Seconds for decode + detect + embed (+ apparent age) of ``paths`` and nothing else."""
     start = time.perf_counter()
     if workers <= 1:
-        _floor_init(spec)
+        _floor_init(spec, ages)
         for p in paths:
             _floor_one(p)
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_floor_init, initargs=(spec,)) as pool:
+                                 initializer=_floor_init, initargs=(spec, ages)) as pool:
             list(pool.map(_floor_one, paths, chunksize=4))
     return time.perf_counter() - start
 
@@ -134,6 +135,12 @@ def main(argv=None) -> int:
         print(f"scan: {took:.1f} s for {report.scanned} photos, {report.new_faces} faces "
               f"({report.scanned / took:.2f} photos/s); floor {bare:.1f} s -> throughput "
               f"{bare / took:.2f}x the floor (target >= 0.9x)")
+        if load_age_estimator() is not None:
+            ageless = floor(photos, spec, args.workers, ages=False)
+            print(f"apparent ages: the floor takes {bare:.1f} s with them, {ageless:.1f} s without "
+                  f"(+{(bare / ageless - 1) * 100:.0f} %)")
+        else:
+            print("apparent ages: the age model is not installed, not measured")
 
         big = os.path.join(base, "big.npz")
         fake_scanned_cache(big, os.path.join(base, "archive"), 10_000, spec)

@@ -378,3 +378,27 @@ def test_auto_in_the_swap_picker_loads_the_matching_era_and_says_why(aged, model
     why = page.locator("#swap-auto-why").inner_text()
     assert why.startswith("Auto:") and "the target looks about" in why and "next nearest" in why, why
     shot(page, "swap-auto-era")
+
+
+def test_junk_ages_in_the_library_are_ignored_not_trusted(aged, models, tmp_path):
+    """The library's manifest is a file like any other: an apparent age that is
+    not what we write reads as unknown (and is measured anew), never as a crash."""
+    from era_split.hooks import impl
+    from era_split.hooks.types import HostContext
+
+    cli("apply", "person", "--library", aged.root, "--cache", aged.cache)
+    lib_file = os.path.join(aged.root, "manifest.json")
+    data = json.load(open(lib_file))
+    eras = sorted((e for e in data["facesets"] if "era_split" in e), key=lambda e: e["era_split"]["span"][0])
+    eras[1]["era_split"]["apparent_age"] = {"median": "old", "low": [], "high": None, "faces": "x"}
+    eras[0]["era_split"]["apparent_age"]["faces"] = True
+    eras[0]["era_split"]["apparent_age"]["high"] = "?"
+    json.dump(data, open(lib_file, "w"))
+    found = impl.era_variants(HostContext(aged.root), "person")
+    assert [v.age is None for v in found] == [False, True] and "looks about" not in found[1].label
+    target = dated(picture("yao"), None, tmp_path / "t.jpg")
+    got = json.loads(cli("pick", "person", "--target", target, "--library", aged.root, "--models", models,
+                         "--json").stdout)
+    assert got["era"] == eras[0]["name"], got
+    ages = {e["name"]: e["age"] for e in got["eras"]}
+    assert ages[eras[1]["name"]] > 50, ages  # the junk read as "not measured": measured anew on its crops

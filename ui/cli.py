@@ -190,7 +190,7 @@ def _crop_checker(args: argparse.Namespace):
         from ..plugin.faces.models import load_analyser
         from ..plugin.faces.validate import crop_checker
 
-        args._checker = crop_checker(load_analyser(_model_spec(args, args.cache)))
+        args._checker = crop_checker(load_analyser(_model_spec(args, args.cache), ages=False))
     return args._checker
 
 
@@ -389,7 +389,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         found, _ = cache.rows_of(keys)
         rows = {str(cache.keys[r]): r for r in found.tolist()}
     spec = _model_spec(args, args.cache)
-    analyser = load_analyser(spec)
+    analyser = load_analyser(spec, ages=False)
     bad, out = 0, []
     for path, keys in bundles:
         def expected(member, keys=keys):

@@ -284,7 +284,7 @@ def import_faceset(
     bundle = Bundle(source) if kind == "fsz" else None  # a crafted bundle is refused before any work
     try:
         cache = load_cache(cache_file)
-        analyser = load_analyser(spec)
+        analyser = load_analyser(spec, ages=False)  # import records no ages
         pictures = (_pictures_of_bundle(bundle, analyser) if bundle is not None
                     else _pictures_of_folder(source, analyser, os.path.realpath(library)))
     except BaseException:

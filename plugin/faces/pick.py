@@ -45,6 +45,7 @@ VIDEO = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg
 FRAMES = 8  # frames sampled from a video target
 CROPS_PER_ERA = 16  # crops measured for an era split before ages were recorded
 AGES_FILE = "ages.json"
+MAX_CROP_PIXELS = 4096 * 4096
 MIN_SPREAD = 1.0  # years: no estimate is surer than this
 CHIP_ERROR = 2.3  # years: mean |age from our chip - age from dlib's chip|, bench/age_chip.py (28 faces)
 
@@ -131,9 +132,10 @@ def era_ages(library: str, faceset: str, analyser=None, estimator: AgeEstimator 
         if meta.get("kind", "era") != "era":
             continue
         born = meta.get("settings", {}).get("born") if isinstance(meta.get("settings"), dict) else None
-        born = born if isinstance(born, int) and not isinstance(born, bool) else None
-        span = tuple(meta["span"]) if isinstance(meta.get("span"), list) and len(meta["span"]) == 2 else None
-        look = meta.get("look", 1) if isinstance(meta.get("look", 1), int) else 1
+        born = born if _whole(born) else None
+        raw = meta.get("span")
+        span = tuple(raw) if isinstance(raw, list) and len(raw) == 2 and all(map(_whole, raw)) else None
+        look = meta.get("look", 1) if _whole(meta.get("look", 1)) else 1
         age = meta.get("apparent_age") if apparent_median(meta.get("apparent_age")) is not None else None
         if age is None and analyser is not None and estimator is not None:
             folder = lib.folder_of(entry)
@@ -146,14 +148,20 @@ def era_ages(library: str, faceset: str, analyser=None, estimator: AgeEstimator 
                 changed = True
         median = apparent_median(age)
         spread, error = _era_spread(age) if median is not None else (0.0, 0.0)
+        faces = age.get("faces", 0) if median is not None else 0
         out.append(EraAge(entry["name"], era_text(span, look, age if median is not None else None, born),
-                          median, error, int(age.get("faces", 0)) if median is not None else 0, spread))
+                          median, error, faces if _whole(faces) else 0, spread))
     if changed:
         try:
             atomic_write_bytes(kept_file, dump_json(kept))
         except OSError:
             pass  # a read-only library: measured again next time
     return out
+
+
+def _whole(value: object) -> bool:
+    """A whole number as the library's JSON may hold it (never a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _stamp(folder: str) -> str | None:
@@ -186,6 +194,8 @@ def _measure_crops(folder: str, analyser, estimator: AgeEstimator) -> dict | Non
             break
         try:
             with open_regular(crop) as fh, Image.open(fh) as im:
+                if im.width * im.height > MAX_CROP_PIXELS:
+                    continue  # not a crop this plugin wrote (they are 512 px)
                 im = im.convert("RGB")
                 found = analyser.as_host_loads(im)
                 if found and has_landmarks(found[0].landmarks):
