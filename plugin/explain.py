@@ -86,11 +86,16 @@ def _lower(setting: str, value: float) -> str:
     return f"{value / 2:g}"
 
 
+def era_spans(result) -> str:
+    """The eras oldest first as the pickers name them: ``2008-10 · looks about 25, 2015``."""
+    from .labels import era_text
+    from .results import by_years
+
+    return ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in by_years(result.eras))
+
+
 def summary_line(result) -> str:
     """``3 eras (2008-10, 2011-13, 2015), 2 thin groups; left out: 4 blurry``."""
-    eras = sorted(result.eras, key=lambda b: b.span or (0, 0))
-    from .labels import era_text
-
-    spans = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in eras)
-    return (f"{plural(len(eras), 'era')}" + (f" ({spans})" if spans else "")
+    spans = era_spans(result)
+    return (f"{plural(len(result.eras), 'era')}" + (f" ({spans})" if spans else "")
             + f", {plural(len(result.thin), 'thin group')}; left out: {left_out_text(result.counts['left_out'])}")

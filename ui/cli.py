@@ -110,7 +110,7 @@ def format_report(result: SplitResult, verbose: bool = False, settings: str = ""
     c = result.counts
     found = c["recovered"]
     extra = max(0, found - c["seed"])
-    spans = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in by_years(result.eras))
+    spans = explain.era_spans(result)
     thin = sum(len(b.faces) for b in result.thin)
     lines = [
         f"{result.faceset}: {plural(len(result.eras), 'era')}" + (f" ({spans})" if spans else "")
@@ -248,7 +248,7 @@ def _many(args: argparse.Namespace, names: list[str], given: dict, write: bool) 
         what = f"wrote {len(report.written)}" if report is not None else "planned"
         if not result.eras:
             what = "no era" + (" written" if report is not None else "")
-        years = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in by_years(result.eras)) or "-"
+        years = explain.era_spans(result) or "-"
         left = explain.left_out_text({k: v for k, v in result.counts["left_out"].items()})
         rows.append((name, str(len(result.eras)), years, str(faces), left, f"{what} {note}".strip()))
         reports.append(_report_json(result, report, settings))

@@ -144,7 +144,7 @@ def build_era_tab(
         if not last:
             return [], "", "", []
         result = last[2]
-        return (views.bucket_rows(result.eras), views.era_cards_html(result.eras),
+        return (views.bucket_rows(result.eras), views.era_cards_html(result.eras, born=result.params.born),
                 views.timeline_html(result.buckets), views.bucket_rows(result.thin))
 
     def plan(name, how, mode, values, progress):

@@ -145,7 +145,7 @@ def summary_markdown(result: SplitResult, settings: str = "") -> str:
     the settings came from; the method's own figures in a collapsed section."""
     c = result.counts
     p = result.params
-    spans = ", ".join(era_text(b.span, b.look, b.apparent_age, result.params.born) for b in by_years(result.eras))
+    spans = explain.era_spans(result)
     found = c["recovered"]
     thin = sum(len(b.faces) for b in result.thin)
     lines = [
@@ -231,10 +231,10 @@ def variant_cards_html(variants: Sequence, size: int = 72) -> str:
     return f"<div class='era-cards' style='display:flex;flex-wrap:wrap;gap:8px'>{''.join(cards)}</div>"
 
 
-def era_cards_html(buckets: Sequence[Bucket], per_bucket: int = 4, size: int = 96) -> str:
-    """One card per era, oldest first: its years, its size and its best crops,
-    rendered in memory (a preview writes nothing). Cards wrap; nothing scrolls
-    inside them, and no caption is cut."""
+def era_cards_html(buckets: Sequence[Bucket], per_bucket: int = 4, size: int = 96, born: int | None = None) -> str:
+    """One card per era, oldest first: its years (and age, where known), its size
+    and its best crops, rendered in memory (a preview writes nothing). Cards
+    wrap; nothing scrolls inside them, and no caption is cut."""
     if not buckets:
         return "<p>No era.</p>"
     cards = []
@@ -250,7 +250,8 @@ def era_cards_html(buckets: Sequence[Bucket], per_bucket: int = 4, size: int = 9
         cards.append(
             f"<div class='era-card' data-bucket='{html.escape(b.name)}' style='border:1px solid #d1d5db;"
             "border-radius:8px;padding:8px;display:flex;flex-direction:column;gap:6px'>"
-            f"<div style='font-weight:600'>{html.escape(era_text(b.span, b.look))} · {plural(len(b.faces), 'face')}</div>"
+            f"<div style='font-weight:600'>{html.escape(era_text(b.span, b.look, b.apparent_age, born))} · "
+            f"{plural(len(b.faces), 'face')}</div>"
             f"<div style='display:flex;gap:4px'>{''.join(imgs)}</div>"
             f"<div style='font-size:11px;color:#4b5563'>{html.escape(b.name)}</div></div>"
         )

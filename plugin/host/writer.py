@@ -275,15 +275,7 @@ def remove_faceset(
         removed = [e["relpath"] for e in lib.facesets + lib.thin_eras if owned_by(e, name)]
         data = remove_split(lib.data, name)
         data["facesets"] = [e for e in data["facesets"] if owned_by(e) or e.get("name") != name]
-        try:
-            staging = _staging(lib)
-            commit(root, lib.manifest_file, staging, data, old + [folder], [])
-        except OSError as exc:
-            recover(root)
-            raise _write_error(exc, root) from None
-        crops = crop_cache_dir(lib, name)
-        if not os.path.islink(crops):
-            shutil.rmtree(crops, ignore_errors=True)
+        _commit_removal(lib, data, old + [folder], name)
         return [entry["relpath"], *removed], warnings
 
 
@@ -308,13 +300,19 @@ def undo_report(
         if not entries:
             return [], []
         old, warnings = _replaceable(lib, parent)
-        try:
-            staging = _staging(lib)
-            commit(root, lib.manifest_file, staging, remove_split(lib.data, parent), old, [])
-        except OSError as exc:
-            recover(root)
-            raise _write_error(exc, root) from None
-        crops = crop_cache_dir(lib, parent)
-        if not os.path.islink(crops):
-            shutil.rmtree(crops, ignore_errors=True)
+        _commit_removal(lib, remove_split(lib.data, parent), old, parent)
         return [e["relpath"] for e in entries], warnings
+
+
+def _commit_removal(lib: Library, data: dict, folders: list[str], name: str) -> None:
+    """Write the manifest ``data`` and remove ``folders`` as one journaled step
+    (the library as it was if it fails), then ``name``'s crop cache."""
+    try:
+        staging = _staging(lib)
+        commit(lib.root, lib.manifest_file, staging, data, folders, [])
+    except OSError as exc:
+        recover(lib.root)
+        raise _write_error(exc, lib.root) from None
+    crops = crop_cache_dir(lib, name)
+    if not os.path.islink(crops):
+        shutil.rmtree(crops, ignore_errors=True)
