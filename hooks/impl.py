@@ -41,7 +41,7 @@ def split_faceset(
     try:
         settings = api.settings_for(context.library, faceset)
         report = api.apply(context.library, faceset, cache or _need_cache(context), settings.params,
-                           progress=progress, **context.sources())
+                           progress=progress, models=context.models, **context.sources())
     except EraSplitError as exc:
         return ActionResult(False, str(exc))
     r = report.result

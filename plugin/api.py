@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .faces.age import crop_ages
+from .faces.models import load_analyser
+from .faces.scan import spec_for
 from .host.cache import EmbeddingCache, load_cache
 from .host.library import open_library
 from .host.paths import Remap
@@ -135,12 +137,27 @@ def apply(
     clock: Stopwatch | None = None,
     force: bool = False,
     check_crop: Callable[[str], str | None] | None = None,
+    models: str | None = None,
 ) -> ApplyReport:
     """Plan and write one faceset's split into the library. Without ``force``,
     a split that lost most of its faces is refused and the old one kept;
     ``check_crop`` (see :func:`writer.apply_split`) leaves out crops the host
-    would not read as one face."""
+    would not read as one face. With the age model installed, each era gets its
+    apparent age; ``models`` (the folder holding the model pack) lets faces the
+    cache has no landmarks for be found in their crops for it."""
     result = plan(library, faceset, cache, params, remaps=remaps, roots=roots, progress=progress,
                   clock=clock, force=force)
     return apply_split(library, result, progress=progress, clock=clock, force=force, check_crop=check_crop,
-                       ages=crop_ages())
+                       ages=age_measure(models, cache))
+
+
+def age_measure(models: str | None = None, cache: str | os.PathLike | EmbeddingCache | None = None):
+    """What measures the eras' apparent ages at a write: None without the age
+    model; with ``models``, faces the cache has no landmarks for are found in
+    their crops (the detector loaded only if one is needed)."""
+    source = os.fspath(cache) if isinstance(cache, str | os.PathLike) else None
+
+    def detector():
+        return load_analyser(spec_for(models, source), ages=False)
+
+    return crop_ages(detector if models else None)

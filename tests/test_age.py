@@ -207,6 +207,21 @@ def test_apply_measures_each_era_s_apparent_age_from_its_crops(aged, tmp_path):
     cli("apply", "person", "--library", aged.root, "--cache", aged.cache, "--defaults")  # as the others expect
 
 
+def test_a_cache_without_landmarks_gets_era_ages_from_the_faces_in_the_crops(analyser, models, tmp_path):
+    """A cache another scanner wrote (no landmarks, no ages): apply finds each face
+    in its crop with the models it is given; without models the eras get no age."""
+    lib = aged_library(tmp_path / "lib", analyser)
+    lib.write_cache()
+    src = ["person", "--library", lib.root, "--cache", lib.cache]
+    out = cli("apply", *src, "--models", str(tmp_path / "no-models")).stdout
+    assert "looks about" not in out
+    assert all("apparent_age" not in e["era_split"] for e in era_manifests(lib.root).values())
+    out = cli("apply", *src, "--models", models).stdout
+    ages = sorted(e["era_split"]["apparent_age"]["median"] for e in era_manifests(lib.root).values())
+    assert ages[0] < 36 and ages[1] > 50, ages
+    assert "looks about" in out
+
+
 def test_pick_chooses_the_era_whose_age_matches_the_target(aged, models, tmp_path):
     cli("apply", "person", "--library", aged.root, "--cache", aged.cache)
     eras = sorted(era_manifests(aged.root).values(), key=lambda e: e["era_split"]["span"][0])

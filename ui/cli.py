@@ -202,7 +202,8 @@ def _one(args, name, given, write, cache, progress):
     settings = api.settings_for(args.library, name, given, fresh=args.defaults)
     kwargs = dict(progress=progress, force=args.force, **_sources(args))
     if write:
-        report = api.apply(args.library, name, cache, settings.params, check_crop=_crop_checker(args), **kwargs)
+        report = api.apply(args.library, name, cache, settings.params, check_crop=_crop_checker(args),
+                           models=os.path.expanduser(args.models), **kwargs)
         return report.result, report, settings
     return api.plan(args.library, name, cache, settings.params, **kwargs), None, settings
 

@@ -173,7 +173,8 @@ def build_era_tab(
         else:
             key, result = plan(name, how, mode, values, progress)
         try:
-            report = apply_fn(context.library, result, progress=views.progress_adapter(progress))
+            report = apply_fn(context.library, result, progress=views.progress_adapter(progress),
+                              ages=api.age_measure(context.models, context.cache))
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None
         for warning in report.warnings:

@@ -228,7 +228,7 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
                                      spec_for(models, context.cache))
                 imported = f"  \nFrom your .fsz: {got.summary()}."
             settings = api.settings_for(context.library, name)
-            report = api.apply(context.library, name, context.cache, settings.params, progress=step,
+            report = api.apply(context.library, name, context.cache, settings.params, progress=step, models=models,
                                **context.sources())
         except EraSplitError as exc:
             raise gr.Error(str(exc)) from None

@@ -239,26 +239,46 @@ def load_age_estimator(required: bool = False) -> AgeEstimator | None:
 
 
 class CropAges:
-    """Apparent ages from a split's crops (the writer's ``ages``): the face's
+    """Apparent ages from a split's crops (the writer's ``ages``). The face's
     landmarks, recorded by the scan in the photo's pixels, are carried into the
-    square crop cut around it, and the chip is made from the crop."""
+    square crop cut around it; where the cache has none (a cache from another
+    scanner, or an older one), ``detector`` (a callable returning an analyser, or
+    None) finds the face in the crop, loaded on first need."""
 
-    def __init__(self, estimator: AgeEstimator) -> None:
+    def __init__(self, estimator: AgeEstimator, detector=None) -> None:
         self.estimator = estimator
         self.ident = estimator.ident
+        self._detector = detector
+
+    def _detect(self, crop: Image.Image) -> np.ndarray | None:
+        """The landmarks of the face nearest the crop's centre (crops are centred on it)."""
+        if callable(self._detector):
+            try:
+                self._detector = self._detector()
+            except EraSplitError:
+                self._detector = None  # no models: these faces stay unmeasured
+        if self._detector is None:
+            return None
+        found = [d for d in self._detector.as_host_loads(crop) if has_landmarks(d.landmarks)]
+        if not found:
+            return None
+        centre = np.array(crop.size) / 2
+        return min(found, key=lambda d: float(np.hypot(*(np.asarray(d.landmarks).mean(axis=0) - centre)))).landmarks
 
     def __call__(self, faces, crops, size: int) -> dict[str, float]:
         chips, keys = [], []
         for face, crop in zip(faces, crops):
-            if face.landmarks is None:
-                continue
-            x0, y0, x1, y1 = face.box
-            scale = size / max(1, x1 - x0)
-            lm = (np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2) - (x0, y0)) * scale
-            if not has_landmarks(lm):
-                continue
             try:
                 with Image.open(crop) as im:
+                    im = im.convert("RGB")
+                    if face.landmarks is not None:
+                        x0, y0, x1, y1 = face.box
+                        scale = size / max(1, x1 - x0)
+                        lm = (np.asarray(face.landmarks, dtype=np.float64).reshape(5, 2) - (x0, y0)) * scale
+                    else:
+                        lm = self._detect(im)
+                    if lm is None or not has_landmarks(lm):
+                        continue
                     chips.append(face_chip(im, lm))
             except (OSError, ValueError):
                 continue  # an unreadable crop is left out of the export by its own check
@@ -269,7 +289,8 @@ class CropAges:
         return {k: float(a) for k, a in zip(keys, ages)}
 
 
-def crop_ages() -> CropAges | None:
-    """The writer's age measure when the age model is installed, else None."""
+def crop_ages(detector=None) -> CropAges | None:
+    """The writer's age measure when the age model is installed, else None;
+    ``detector`` as for :class:`CropAges`."""
     est = load_age_estimator()
-    return None if est is None else CropAges(est)
+    return None if est is None else CropAges(est, detector)
