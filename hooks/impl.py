@@ -8,10 +8,10 @@ import os
 from ..plugin import api, explain
 from ..plugin.errors import EraSplitError
 from ..plugin.host.cache import EmbeddingCache
-from ..plugin.host.library import open_library, owned_by
+from ..plugin.host.library import era_meta, open_library, owned_by
 from ..plugin.host.status import undo_summary
 from ..plugin.host.writer import undo_report
-from ..plugin.labels import apparent_median, plural
+from ..plugin.labels import plural
 from .hookspecs import hookimpl
 from .types import (
     ActionResult,
@@ -160,29 +160,20 @@ def register_tabs(context: HostContext) -> list[UiTab]:
     return [UiTab("Era split", build)]
 
 
-def _born(settings: object) -> int | None:
-    born = settings.get("born") if isinstance(settings, dict) else None
-    return born if isinstance(born, int) and not isinstance(born, bool) and 1850 <= born <= 2100 else None
-
-
 @hookimpl
 def era_variants(context: HostContext, faceset: str) -> list[EraVariant]:
     lib = open_library(context.library)
     variants = []
     for entry in lib.era_variants(faceset):
-        meta = entry["era_split"]
+        meta = era_meta(entry)
         folder = lib.folder_of(entry)
         name = entry["name"]
         tops = sorted(glob.glob(os.path.join(glob.escape(folder), f"{glob.escape(name)}_top*.fsz")))
         thumbs = sorted(glob.glob(os.path.join(glob.escape(folder), "*.png")))[:4]
-        span = meta.get("span")
         variants.append(EraVariant(
-            name=name, parent=faceset, dom_year=meta.get("dom_year"),
-            span=tuple(span) if span else None, faces=int(entry.get("faces", 0)),
+            name=name, parent=faceset, dom_year=meta.dom_year, span=meta.span, faces=int(entry.get("faces", 0)),
             fsz=os.path.join(folder, f"{name}_all.fsz"), top_fsz=tops[0] if tops else None,
-            thumbnails=tuple(thumbs), look=meta.get("look", 1) if isinstance(meta.get("look", 1), int) else 1,
-            apparent_age=meta.get("apparent_age") if apparent_median(meta.get("apparent_age")) is not None else None,
-            born=_born(meta.get("settings")),
+            thumbnails=tuple(thumbs), look=meta.look, apparent_age=meta.apparent_age, born=meta.born,
         ))
     variants.sort(key=lambda v: (v.dom_year is None, v.span or (0, 0), v.look, v.name))
     return variants

@@ -239,6 +239,13 @@ def apparent_age(ages: Sequence[float], model: str) -> dict | None:
             "high": round(float(np.percentile(a, 90)), 1), "faces": int(len(a)), "model": model}
 
 
+def face_spread(age: dict) -> float:
+    """How far one face's apparent age strays from its era's median, in years: the
+    recorded 10th-90th percentile range is 2.56 standard deviations wide. Raises
+    KeyError, TypeError or ValueError when the range is not recorded as numbers."""
+    return (float(age["high"]) - float(age["low"])) / 2.56
+
+
 def with_ages(result: SplitResult, crop_of: dict[str, str], measure: AgeMeasure | None) -> SplitResult:
     """``result`` with each bucket's apparent age: the ages the scan recorded, and
     where it recorded none, up to :data:`MEASURE_PER_BUCKET` faces per bucket
@@ -275,8 +282,7 @@ def _year_estimates(buckets: list[Bucket], born: int) -> list[Bucket]:
     spans = {b.name: b.span for b in buckets if b.kind == "era" and b.span}
     out = []
     for b in buckets:
-        age = b.apparent_age or {}
-        spread = max(MIN_AGE_SPREAD, (age.get("high", 0) - age.get("low", 0)) / 2.56)
+        spread = max(MIN_AGE_SPREAD, face_spread(b.apparent_age) if b.apparent_age else 0.0)
         faces = []
         for f in b.faces:
             if f.year == UNDATED and f.age is not None and b.name in spans:

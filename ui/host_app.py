@@ -15,10 +15,15 @@ from ..hooks.manager import flatten, get_plugin_manager
 from ..hooks.types import HostContext
 from ..plugin.host.library import open_library
 from ..plugin.labels import plural
-from .views import age_model_installed, host_faceset_names, progress_adapter
+from .views import (
+    AUTO,
+    age_model_installed,
+    auto_offered,
+    host_faceset_names,
+    progress_adapter,
+)
 
 ALL_ERAS = "All eras (the original faceset)"
-AUTO = "Auto: match the target"
 SWAP_NOTE = (
     "An era loads its best crops (`_top<N>.fsz`): the swap averages every face it loads, and "
     "roop-unleashed's maintainer advises 5–8 good, similar pictures. `_all.fsz` holds every crop "
@@ -76,7 +81,7 @@ def build_face_swap_tab(context: HostContext, pm: pluggy.PluginManager) -> tuple
         if not name:
             return gr.update(choices=[], value=None), gr.update(choices=[], value=None), [], "", []
         variants = flatten(pm.hook.era_variants(context=context, faceset=name))
-        auto = [(AUTO, AUTO)] if variants and (ages or any(v.age is not None for v in variants)) else []
+        auto = [(AUTO, AUTO)] if auto_offered(variants, ages) else []
         choices = [(ALL_ERAS, ALL_ERAS)] + auto + [(_variant_label(v), v.name) for v in variants]
         gallery = [(v.thumbnails[0], f"{v.label} · {plural(v.faces, 'face')}")
                    for v in variants if v.thumbnails]

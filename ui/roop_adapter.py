@@ -36,14 +36,15 @@ from .era_tab import build_era_tab
 from .host_app import build_batch_tab
 from .roop_install import read_config
 from .views import (
+    AUTO,
     age_model_installed,
+    auto_offered,
     host_faceset_names,
     progress_adapter,
     variant_cards_html,
 )
 
 ALL_ERAS = "All eras (the original faceset)"
-AUTO = "Auto: match the target"
 UPLOADED = " (uploaded: imported into the library when split)"
 # roop's CSS colours every span with --block-info-text-color, which fades table
 # text; give the plugin's tables and notes the body colour back.
@@ -244,8 +245,7 @@ def build_roop_panel(context: HostContext, models: str, tab, faceswap, wiring: d
         if not name or name.endswith(UPLOADED):
             return gr.update(choices=[], value=None), "", []
         found = impl.era_variants(context, name)
-        offer = targets is not None and bool(found) and (ages_installed or any(v.age is not None for v in found))
-        auto = [(AUTO, AUTO)] if offer else []
+        auto = [(AUTO, AUTO)] if targets is not None and auto_offered(found, ages_installed) else []
         choices = [(ALL_ERAS, ALL_ERAS)] + auto + [
             (f"{v.label} · {plural(v.faces, 'face')}", v.name) for v in found]
         return (gr.update(choices=choices, value=None), variant_cards_html(found),

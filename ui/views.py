@@ -57,6 +57,15 @@ def host_faceset_names(library: str) -> list[str]:
         return []
 
 
+AUTO = "Auto: match the target"  # the pickers' choice that lets the target's face pick the era
+
+
+def auto_offered(variants: Sequence, installed: bool) -> bool:
+    """Whether a picker offers :data:`AUTO`: there are eras, and the age model to
+    read the target with (``installed``) or eras whose ages are recorded."""
+    return bool(variants) and (installed or any(v.age is not None for v in variants))
+
+
 def age_model_installed() -> bool:
     """Whether the pickers offer "Auto: match the target" (the age model is there)."""
     from ..plugin.faces.age import find_age_model

@@ -142,7 +142,8 @@ def face_chip(image: Image.Image, landmarks: np.ndarray) -> np.ndarray:
     y0 = int(np.floor(min(c.imag for c in corners))) - 2
     x1 = int(np.ceil(max(c.real for c in corners))) + 2
     y1 = int(np.ceil(max(c.imag for c in corners))) + 2
-    region = image.convert("RGB").crop((x0, y0, x1, y1))  # beyond the image: black
+    # beyond the image: black; an RGB image (every caller's) is not copied whole per face
+    region = (image if image.mode == "RGB" else image.convert("RGB")).crop((x0, y0, x1, y1))
     t -= complex(x0, y0)
     scale = abs(a)
     if scale > SHRINK_ABOVE:

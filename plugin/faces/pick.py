@@ -35,9 +35,10 @@ from PIL import Image
 
 from ..errors import EraSplitError
 from ..host.fsutil import atomic_write_bytes, dump_json, is_regular, open_regular
-from ..host.library import open_library
+from ..host.library import era_meta, open_library, whole
 from ..host.photos import open_displayed
 from ..labels import apparent_median, era_text, plural
+from ..results import apparent_age, face_spread
 from .age import AgeEstimator, has_landmarks, load_age_estimator
 
 Z = 1.28  # one-sided 90 %: the target's age is on the picked era's side of the midpoint
@@ -104,7 +105,7 @@ def _era_spread(age: dict) -> tuple[float, float]:
     """(one face's standard deviation, the median's standard error) of an era's
     apparent age, from its recorded 10th-90th percentile range (2.56 sd apart)."""
     try:
-        spread = max(MIN_SPREAD, (float(age["high"]) - float(age["low"])) / 2.56)
+        spread = max(MIN_SPREAD, face_spread(age))
         n = max(1, int(age["faces"]))
     except (KeyError, TypeError, ValueError):
         return 5.0, 5.0
@@ -128,15 +129,10 @@ def era_ages(library: str, faceset: str, analyser=None, estimator: AgeEstimator 
     changed = False
     out = []
     for entry in lib.era_variants(faceset):
-        meta = entry["era_split"]
-        if meta.get("kind", "era") != "era":
+        if entry["era_split"].get("kind", "era") != "era":
             continue
-        born = meta.get("settings", {}).get("born") if isinstance(meta.get("settings"), dict) else None
-        born = born if _whole(born) else None
-        raw = meta.get("span")
-        span = tuple(raw) if isinstance(raw, list) and len(raw) == 2 and all(map(_whole, raw)) else None
-        look = meta.get("look", 1) if _whole(meta.get("look", 1)) else 1
-        age = meta.get("apparent_age") if apparent_median(meta.get("apparent_age")) is not None else None
+        meta = era_meta(entry)
+        age = meta.apparent_age
         if age is None and analyser is not None and estimator is not None:
             folder = lib.folder_of(entry)
             stamp = _stamp(folder)
@@ -149,19 +145,14 @@ def era_ages(library: str, faceset: str, analyser=None, estimator: AgeEstimator 
         median = apparent_median(age)
         spread, error = _era_spread(age) if median is not None else (0.0, 0.0)
         faces = age.get("faces", 0) if median is not None else 0
-        out.append(EraAge(entry["name"], era_text(span, look, age if median is not None else None, born),
-                          median, error, faces if _whole(faces) else 0, spread))
+        out.append(EraAge(entry["name"], era_text(meta.span, meta.look, age if median is not None else None, meta.born),
+                          median, error, faces if whole(faces) else 0, spread))
     if changed:
         try:
             atomic_write_bytes(kept_file, dump_json(kept))
         except OSError:
             pass  # a read-only library: measured again next time
     return out
-
-
-def _whole(value: object) -> bool:
-    """A whole number as the library's JSON may hold it (never a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _stamp(folder: str) -> str | None:
@@ -185,8 +176,6 @@ def _read_kept(path: str) -> dict:
 
 
 def _measure_crops(folder: str, analyser, estimator: AgeEstimator) -> dict | None:
-    from ..results import apparent_age
-
     ages = []
     for i in range(CROPS_PER_ERA):
         crop = os.path.join(folder, f"{i:04d}.png")

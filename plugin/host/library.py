@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass
 
 from ..errors import EraSplitError
+from ..labels import apparent_median
 from .fsutil import open_regular, refuse_link
 
 MANIFEST = "manifest.json"
@@ -207,6 +208,37 @@ def owned_by(entry: object, parent: str | None = None) -> bool:
     if not isinstance(entry, dict) or not isinstance(entry.get(OWNER), dict):
         return False
     return parent is None or entry[OWNER].get("parent") == parent
+
+
+def whole(value: object) -> bool:
+    """A whole number as a manifest's JSON may hold it (never a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class EraMeta:
+    """What an era entry of ours says of itself, each field checked (the library
+    is a file like any other: a value that is not what we write reads as unknown)."""
+
+    span: tuple[int, int] | None
+    dom_year: int | None
+    look: int
+    apparent_age: dict | None  # with a valid median, else None
+    born: int | None  # the birth year the split was applied with
+
+
+def era_meta(entry: dict) -> EraMeta:
+    meta = entry.get(OWNER) if isinstance(entry.get(OWNER), dict) else {}
+    span = meta.get("span")
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    born = settings.get("born")
+    return EraMeta(
+        span=tuple(span) if isinstance(span, list) and len(span) == 2 and all(map(whole, span)) else None,
+        dom_year=meta["dom_year"] if whole(meta.get("dom_year")) else None,
+        look=meta["look"] if whole(meta.get("look")) else 1,
+        apparent_age=meta["apparent_age"] if apparent_median(meta.get("apparent_age")) is not None else None,
+        born=born if whole(born) and 1850 <= born <= 2100 else None,
+    )
 
 
 @dataclass
